@@ -1,0 +1,3 @@
+"""capjax: speed-focused JAX/Flax image captioning and image-text retrieval."""
+
+__version__ = '0.1.0'

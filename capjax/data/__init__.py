@@ -1,0 +1,1 @@
+"""Datasets (TFDS builders), vocabulary and grain input pipelines."""

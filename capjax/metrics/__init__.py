@@ -1,0 +1,1 @@
+"""Caption metrics (COCO toolkit compatible), perplexity and retrieval."""

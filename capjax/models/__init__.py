@@ -1,0 +1,1 @@
+"""Recurrent cells, captioners, encoders and retrieval models."""

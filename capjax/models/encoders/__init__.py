@@ -1,0 +1,1 @@
+"""Image encoders: pure functions `init(rng, images)` and `apply(params, images)`."""

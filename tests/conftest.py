@@ -1,0 +1,9 @@
+"""Test set-up: 8 fake CPU devices, set before anything imports jax."""
+
+import os
+
+os.environ['XLA_FLAGS'] = (
+    os.environ.get('XLA_FLAGS', '')
+    + ' --xla_force_host_platform_device_count=8'
+).strip()
+os.environ.setdefault('JAX_PLATFORMS', 'cpu')
