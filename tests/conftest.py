@@ -1,4 +1,9 @@
-"""Test set-up: 8 fake CPU devices, set before anything imports jax."""
+"""Test set-up: 8 fake CPU devices, set before anything imports jax.
+
+Tests check values, not speed, so XLA's slow optimisation passes are skipped
+(set through the environment so that subprocesses started by tests inherit
+it).
+"""
 
 import os
 
@@ -7,3 +12,4 @@ os.environ['XLA_FLAGS'] = (
     + ' --xla_force_host_platform_device_count=8'
 ).strip()
 os.environ.setdefault('JAX_PLATFORMS', 'cpu')
+os.environ.setdefault('JAX_DISABLE_MOST_OPTIMIZATIONS', '1')

@@ -1,1 +1,46 @@
-"""Image encoders: pure functions `init(rng, images)` and `apply(params, images)`."""
+"""Image encoders: pure functions `init(rng, images)` and `apply(params, images)`.
+
+An encoder turns a batch of images (or precomputed features) into a global
+vector `[batch, dim]` and a grid `[batch, cells, dim]`. Encoders are chosen by
+the config string `model.encoder` through `create`.
+"""
+
+from typing import Any, Protocol
+
+import jax
+import ml_collections
+
+from capjax.models.encoders import identity
+from capjax.models.encoders import small_cnn
+
+Params = Any
+
+
+class Encoder(Protocol):
+  """The encoder contract."""
+
+  def init(self, rng: jax.Array, images: jax.Array) -> Params:
+    """Returns fresh parameters for inputs shaped like `images`."""
+
+  def apply(
+      self, params: Params, images: jax.Array
+  ) -> tuple[jax.Array, jax.Array]:
+    """images -> (global [batch, dim] float32, grid [batch, cells, dim])."""
+
+
+ENCODERS = {
+    'small_cnn': small_cnn.SmallCNN,
+    'identity': identity.Identity,
+}
+
+
+def create(config: ml_collections.ConfigDict) -> Encoder:
+  """Builds the encoder named by `config.name` with the rest as arguments."""
+  kwargs = dict(config)
+  name = kwargs.pop('name')
+  if name not in ENCODERS:
+    raise ValueError(
+        f'Unknown encoder {name!r}: choose one of {sorted(ENCODERS)} '
+        '(config key model.encoder.name).'
+    )
+  return ENCODERS[name](**kwargs)

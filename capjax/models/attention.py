@@ -1,0 +1,163 @@
+"""Show, Attend and Tell: soft (deterministic) attention captioner.
+
+At every step an MLP scores each grid cell against the previous hidden state,
+the softmax weights `alpha` form a context vector, a learned gating scalar
+`beta = sigmoid(f(h))` scales it, and the RNN reads the previous word and the
+gated context. The state starts from MLPs of the mean grid cell, and the
+output is the paper's deep output `L_o(E y + L_h h + L_z z)`. Attention
+weights are sown as `intermediates/attention` [batch, time, cells] so the
+doubly stochastic regulariser and the gallery can use them.
+
+What does not change over time is computed once in `prepare`: the projected
+keys of the grid cells. The word half of the RNN input projection is computed
+for the whole sequence at once; only the context half runs per step.
+"""
+
+from flax import linen as nn
+import jax
+import jax.numpy as jnp
+
+from capjax.models import captioners
+from capjax.models import cells
+
+
+class AttentionStep(nn.Module):
+  """One attend-then-recur step; scanned over time and reused for decoding."""
+
+  hidden_dim: int
+  attention_dim: int
+  cell: str
+
+  def setup(self):
+    self.rnn = cells.create(self.cell, self.hidden_dim)
+    self.query = nn.Dense(self.attention_dim, use_bias=False)
+    self.score = nn.Dense(1, use_bias=False)
+    self.gate = nn.Dense(1)
+    self.context_proj = nn.Dense(
+        self.rnn.num_gates * self.hidden_dim, use_bias=False
+    )
+
+  def project_words(self, words: jax.Array) -> jax.Array:
+    """[..., embed] -> [..., gates * hidden] (bias included)."""
+    return self.rnn.project(words)
+
+  def attend(self, hidden: jax.Array, keys: jax.Array, grid: jax.Array):
+    """Soft attention of each hidden state over its image's grid.
+
+    Args:
+      hidden: [batch, n, hidden] (n = 1, or the beam width).
+      keys: [batch, cells, attention] projected grid.
+      grid: [batch, cells, dim].
+
+    Returns:
+      context: [batch, n, dim] gated context; alpha: [batch, n, cells].
+    """
+    energy = jnp.tanh(keys[:, None] + self.query(hidden)[:, :, None])
+    alpha = jax.nn.softmax(self.score(energy)[..., 0], axis=-1)
+    context = jnp.einsum('bnl,bld->bnd', alpha, grid)
+    beta = jax.nn.sigmoid(self.gate(hidden))
+    return beta * context, alpha
+
+  def __call__(self, carry, word_proj: jax.Array, keys, grid):
+    """One step.
+
+    Args:
+      carry: cell carry, leaves [batch, n, hidden].
+      word_proj: [batch, n, gates * hidden] projected previous word.
+      keys: [batch, cells, attention]; grid: [batch, cells, dim].
+
+    Returns:
+      `(carry, (hidden [batch, n, hidden], context [batch, n, dim],
+      alpha [batch, n, cells]))`.
+    """
+    context, alpha = self.attend(self.rnn.output(carry), keys, grid)
+    carry, hidden = self.rnn.step(carry, word_proj + self.context_proj(context))
+    return carry, (hidden, context, alpha)
+
+
+class SoftAttention(nn.Module):
+  """Show-Attend-and-Tell soft attention captioner."""
+
+  vocab_size: int
+  embed_dim: int = 256
+  hidden_dim: int = 512
+  attention_dim: int = 256
+  cell: str = 'lstm'
+  dropout: float = 0.0
+  fused: bool = True  # unused: attention needs the per-step scan
+  unroll: int = 1
+
+  def setup(self):
+    self.embed = nn.Embed(self.vocab_size, self.embed_dim)
+    self.keys = nn.Dense(self.attention_dim)
+    self.init_c = nn.Dense(self.hidden_dim)
+    self.init_h = nn.Dense(self.hidden_dim)
+    self.attend_step = AttentionStep(
+        self.hidden_dim, self.attention_dim, self.cell
+    )
+    self.out_hidden = nn.Dense(self.embed_dim)
+    self.out_context = nn.Dense(self.embed_dim, use_bias=False)
+    self.drop = nn.Dropout(self.dropout)
+    self.output = nn.Dense(self.vocab_size)
+
+  def prepare(self, features: captioners.Features) -> dict:
+    grid = features[1]
+    return {'grid': grid, 'keys': self.keys(grid)}
+
+  def init_carry(self, context: dict):
+    mean = context['grid'].mean(axis=1)
+    return self.attend_step.rnn.carry_from_hidden(
+        jnp.tanh(self.init_c(mean)), jnp.tanh(self.init_h(mean))
+    )
+
+  def _deep_output(self, words, hidden, context, *, train: bool):
+    out = words + self.out_hidden(hidden) + self.out_context(context)
+    return self.output(self.drop(out, deterministic=not train))
+
+  def __call__(
+      self, features: captioners.Features, tokens: jax.Array, *, train: bool
+  ):
+    """tokens: [batch, time] int32 inputs -> logits [batch, time, vocab]."""
+    ctx = self.prepare(features)
+    carry = jax.tree.map(lambda x: x[:, None], self.init_carry(ctx))
+    words = self.embed(tokens)
+    word_proj = self.attend_step.project_words(
+        self.drop(words, deterministic=not train)
+    )
+    scan = nn.scan(
+        lambda module, carry, x, keys, grid: module(carry, x, keys, grid),
+        variable_broadcast='params',
+        split_rngs={'params': False},
+        in_axes=(1, nn.broadcast, nn.broadcast),
+        out_axes=2,
+        unroll=self.unroll,
+    )
+    # Time is axis 1 of word_proj; inside the step it is [batch, 1, ...].
+    _, (hidden, context, alpha) = scan(
+        self.attend_step, carry, word_proj[:, :, None], ctx['keys'], ctx['grid']
+    )
+    hidden, context, alpha = (x[:, 0] for x in (hidden, context, alpha))
+    self.sow('intermediates', 'attention', alpha)
+    hidden = self.drop(hidden, deterministic=not train)
+    return self._deep_output(words, hidden, context, train=train)
+
+  def step(self, carry, tokens: jax.Array, context: dict):
+    """As the scanned call, one token at a time; also returns nothing else."""
+    logits, carry, _ = self.step_with_attention(carry, tokens, context)
+    return logits, carry
+
+  def step_with_attention(self, carry, tokens: jax.Array, context: dict):
+    """One step that also returns alpha [batch, (beam,) cells]."""
+    squeeze = tokens.ndim == 1
+    if squeeze:
+      tokens, carry = tokens[:, None], jax.tree.map(lambda x: x[:, None], carry)
+    words = self.embed(tokens)
+    carry, (hidden, ctx, alpha) = self.attend_step(
+        carry, self.attend_step.project_words(words), context['keys'],
+        context['grid'],
+    )
+    logits = self._deep_output(words, hidden, ctx, train=False)
+    if squeeze:
+      logits, alpha = logits[:, 0], alpha[:, 0]
+      carry = jax.tree.map(lambda x: x[:, 0], carry)
+    return logits, carry, alpha

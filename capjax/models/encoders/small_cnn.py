@@ -1,0 +1,103 @@
+"""A small CNN trained from scratch, for the built-in dataset and tests."""
+
+import dataclasses
+from typing import Sequence
+
+import einops
+from flax import linen as nn
+import jax
+import jax.numpy as jnp
+
+
+def coordinate_channels(batch: int, height: int, width: int) -> jax.Array:
+  """[batch, height, width, 2] x and y coordinates in [-1, 1]."""
+  ys = jnp.linspace(-1.0, 1.0, height)
+  xs = jnp.linspace(-1.0, 1.0, width)
+  grid = jnp.stack(jnp.meshgrid(xs, ys, indexing='xy'), axis=-1)
+  return jnp.broadcast_to(grid, (batch, height, width, 2))
+
+
+class _ConvNet(nn.Module):
+  """Conv stack -> grid of cells; global vector from the flattened grid."""
+
+  channels: Sequence[int]
+  strides: Sequence[int]
+  global_dim: int
+  coords: bool
+  global_pool: str
+
+  @nn.compact
+  def __call__(self, images: jax.Array):
+    x = images.astype(jnp.float32) / 127.5 - 1.0
+    batch, height, width, _ = x.shape
+    if self.coords:
+      x = jnp.concatenate([x, coordinate_channels(batch, height, width)], -1)
+    for i, (features, stride) in enumerate(zip(self.channels, self.strides)):
+      x = nn.Conv(features, (3, 3), strides=stride, name=f'conv{i}')(x)
+      x = nn.relu(nn.LayerNorm(name=f'norm{i}')(x))
+    if self.coords:
+      x = jnp.concatenate(
+          [x, coordinate_channels(batch, x.shape[1], x.shape[2])], -1
+      )
+    grid = einops.rearrange(x, 'b h w c -> b (h w) c')
+    if self.global_pool == 'flatten':
+      pooled = einops.rearrange(grid, 'b l c -> b (l c)')
+    else:
+      pooled = grid.mean(axis=1)
+    global_feature = nn.relu(nn.Dense(self.global_dim, name='global')(pooled))
+    return global_feature, grid
+
+
+@dataclasses.dataclass(frozen=True)
+class SmallCNN:
+  """Pure-functional small CNN encoder.
+
+  Attributes:
+    channels: output channels of each 3x3 conv layer.
+    strides: stride of each conv layer (the grid is the input size divided by
+      their product).
+    global_dim: size of the global feature.
+    coords: append x/y coordinate channels to the input and to the grid, so
+      that features know where they are (spatial relations need it).
+    global_pool: 'flatten' (a dense layer over the whole grid keeps where
+      things are) or 'mean' (average over cells).
+  """
+
+  channels: Sequence[int] = (32, 64, 128, 128)
+  strides: Sequence[int] = (1, 2, 2, 2)
+  global_dim: int = 256
+  coords: bool = True
+  global_pool: str = 'flatten'
+
+  def __post_init__(self):
+    if len(self.channels) != len(self.strides):
+      raise ValueError(
+          'model.encoder.channels and model.encoder.strides must have the same '
+          f'length; got {tuple(self.channels)} and {tuple(self.strides)}.'
+      )
+    if self.global_pool not in ('flatten', 'mean'):
+      raise ValueError(
+          "model.encoder.global_pool must be 'flatten' or 'mean'; got "
+          f'{self.global_pool!r}.'
+      )
+
+  def _module(self) -> _ConvNet:
+    return _ConvNet(
+        channels=tuple(self.channels),
+        strides=tuple(self.strides),
+        global_dim=self.global_dim,
+        coords=self.coords,
+        global_pool=self.global_pool,
+    )
+
+  def init(self, rng: jax.Array, images: jax.Array) -> dict:
+    """images: [batch, height, width, 3] uint8 -> parameters."""
+    return self._module().init(rng, images)['params']
+
+  def apply(self, params: dict, images: jax.Array):
+    """images: [batch, height, width, 3] uint8.
+
+    Returns:
+      global: [batch, global_dim] float32; grid: [batch, cells, channels (+2)].
+    """
+    return self._module().apply({'params': params}, images)
