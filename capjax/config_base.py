@@ -1,0 +1,110 @@
+"""Defaults shared by the experiment configs in `configs/`, and arg parsing.
+
+A config file's `get_config(arg)` starts from `base_config()`, sets what its
+experiment needs, and applies `arg`: a comma-separated list of variant names
+and `key=value` pairs (`configs/shapes.py:tiny,model=merge,cell=gru`).
+"""
+
+import ml_collections
+
+
+def base_config() -> ml_collections.ConfigDict:
+  """Every field the library reads, with its default."""
+  c = ml_collections.ConfigDict()
+  c.seed = 0  # parameter init, dropout and data order all derive from it
+
+  c.dataset = ml_collections.ConfigDict()
+  c.dataset.name = 'shapes'  # a key of capjax.data.pipeline's registry
+  c.dataset.builder_config = 'default'  # TFDS builder config of the dataset
+  c.dataset.data_dir = ''  # TFDS data dir ('' = $TFDS_DATA_DIR or ~/tensorflow_datasets)
+  c.dataset.manual_dir = ''  # where a real dataset's files already are
+  c.dataset.image_size = 64  # images are resized to this square size
+  c.dataset.max_len = 16  # caption tokens, EOS included; longer ones are cut
+  c.dataset.min_count = 1  # words seen fewer times in training become UNK
+  c.dataset.captions_per_image = 5  # references kept per evaluation image
+  c.dataset.train_captions_per_image = 1  # captions per image in a train batch
+
+  c.model = ml_collections.ConfigDict()
+  c.model.decoder = 'soft_attention'  # show_tell | merge | soft_attention
+  c.model.cell = 'lstm'  # lstm | gru
+  c.model.embed_dim = 128  # word embedding size
+  c.model.hidden_dim = 256  # recurrent state size
+  c.model.attention_dim = 128  # soft attention MLP size
+  c.model.merge = 'add'  # merge decoder: add | concat image and RNN output
+  c.model.dropout = 0.0  # dropout on embeddings and RNN outputs
+  c.model.fused = True  # fused recurrence (hand-written backward pass)
+  c.model.unroll = 1  # time steps per scan iteration
+  c.model.blind = False  # zero the images: the no-vision baseline
+  c.model.encoder = ml_collections.ConfigDict()
+  c.model.encoder.name = 'small_cnn'  # small_cnn | identity
+  c.model.encoder.channels = (32, 64, 128, 128)  # conv widths
+  c.model.encoder.strides = (1, 2, 2, 2)  # conv strides (grid = size / prod)
+  c.model.encoder.global_dim = 256  # global image feature size
+  c.model.encoder.coords = True  # x/y coordinate channels in and out
+  c.model.encoder.global_pool = 'flatten'  # flatten | mean
+
+  c.optimizer = ml_collections.ConfigDict()
+  c.optimizer.name = 'adam'  # adam | adamw | sgd | rmsprop
+  c.optimizer.learning_rate = 2e-3  # peak learning rate
+  c.optimizer.schedule = 'warmup_cosine'  # constant | cosine | warmup_cosine | linear
+  c.optimizer.warmup_steps = 100  # linear warm-up steps
+  c.optimizer.end_factor = 0.05  # final learning rate / peak
+  c.optimizer.b1 = 0.9  # Adam beta1
+  c.optimizer.b2 = 0.999  # Adam beta2
+  c.optimizer.eps = 1e-8  # Adam / RMSProp epsilon
+  c.optimizer.weight_decay = 1e-4  # adamw only
+  c.optimizer.momentum = 0.0  # sgd / rmsprop momentum
+  c.optimizer.grad_clip_norm = 5.0  # global-norm clipping (0 = off)
+
+  c.train = ml_collections.ConfigDict()
+  c.train.batch_size = 64  # global batch (split over devices and hosts)
+  c.train.num_steps = 2000  # optimizer steps
+  c.train.log_every = 50  # steps between log lines and summaries
+  c.train.checkpoint_every = 500  # steps between checkpoints
+  c.train.keep_checkpoints = 2  # latest checkpoints kept
+  c.train.validate_every = 0  # steps between validations (0 = at the end)
+  c.train.best_metric = 'CIDEr'  # validation metric of the best checkpoint ('' = none)
+  c.train.attention_lambda = 1.0  # doubly stochastic attention regulariser
+  c.train.prefetch = 2  # batches prepared ahead by the input thread
+
+  c.eval = ml_collections.ConfigDict()
+  c.eval.splits = ('test',)  # splits evaluated at the end of training
+  c.eval.validation_split = 'validation'  # split for best-checkpoint choice
+  c.eval.batch_size = 100  # images per evaluation batch (last one padded)
+  c.eval.decode = 'greedy'  # greedy | beam | sample | diverse_beam
+  c.eval.beam_size = 3  # beam width for beam / diverse_beam
+  c.eval.num_groups = 1  # diverse_beam groups
+  c.eval.diversity_penalty = 0.5  # diverse_beam penalty
+  c.eval.length_penalty = 0.0  # GNMT alpha (0 = sum of log-probs)
+  c.eval.max_decode_len = 0  # 0 = dataset.max_len
+  c.eval.gallery_size = 16  # images in the gallery
+  c.eval.max_examples = 0  # evaluate only the first N images (0 = all)
+
+  c.parallel = ml_collections.ConfigDict()
+  c.parallel.mode = 'jit'  # jit (sharded mesh) | pmap
+  c.parallel.num_devices = 0  # devices to use (0 = all)
+  return c
+
+
+def parse_arg(arg: str | None) -> tuple[set[str], dict[str, str]]:
+  """'tiny,model=merge' -> ({'tiny'}, {'model': 'merge'})."""
+  flags, values = set(), {}
+  for part in (arg or '').split(','):
+    part = part.strip()
+    if not part:
+      continue
+    if '=' in part:
+      key, value = part.split('=', 1)
+      values[key.strip()] = value.strip()
+    else:
+      flags.add(part)
+  return flags, values
+
+
+def check_known(kind: str, given, known) -> None:
+  """Raises a one-line error for a variant name the config does not know."""
+  unknown = sorted(set(given) - set(known))
+  if unknown:
+    raise ValueError(
+        f'Unknown config {kind} {unknown}: known ones are {sorted(known)}.'
+    )

@@ -1,0 +1,51 @@
+r"""Train and evaluate a captioner.
+
+  python -m capjax.main --config=configs/shapes.py --workdir=runs/shapes \
+      --config.train.num_steps=500
+
+Running the same command again resumes from the workdir's latest checkpoint.
+On several hosts, start one process per host with --coordinator_address,
+--num_processes and --process_id (see launch/).
+"""
+
+from absl import app
+from absl import flags
+from absl import logging
+from ml_collections import config_flags
+
+from capjax import parallel
+from capjax import report
+from capjax import train
+
+_CONFIG = config_flags.DEFINE_config_file(
+    'config', None, 'Experiment config file (configs/*.py[:variant]).',
+    lock_config=True,
+)
+_WORKDIR = flags.DEFINE_string(
+    'workdir', None, 'Directory for checkpoints, summaries and results.'
+)
+_COORDINATOR = flags.DEFINE_string(
+    'coordinator_address', '', 'host:port of process 0, for multi-host runs.'
+)
+_NUM_PROCESSES = flags.DEFINE_integer(
+    'num_processes', 0, 'Number of processes of a multi-host run.'
+)
+_PROCESS_ID = flags.DEFINE_integer(
+    'process_id', -1, 'This process of a multi-host run.'
+)
+flags.mark_flags_as_required(['config', 'workdir'])
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+  logging.set_verbosity(logging.INFO)
+  parallel.initialize_distributed(
+      _COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value
+  )
+  results = train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+  report.print_summary(results, _WORKDIR.value)
+
+
+if __name__ == '__main__':
+  app.run(main)

@@ -1,0 +1,77 @@
+"""Config -> optax optimizer chain and learning-rate schedule."""
+
+import ml_collections
+import optax
+
+OPTIMIZERS = ('adam', 'adamw', 'sgd', 'rmsprop')
+SCHEDULES = ('constant', 'cosine', 'warmup_cosine', 'linear')
+
+
+def schedule(config: ml_collections.ConfigDict, num_steps: int):
+  """Learning rate as a function of the step.
+
+  Args:
+    config: the `optimizer` section (learning_rate, schedule, warmup_steps,
+      end_factor).
+    num_steps: total training steps.
+
+  Returns:
+    An optax schedule.
+  """
+  lr = config.learning_rate
+  warmup = min(config.warmup_steps, max(num_steps - 1, 0))
+  if config.schedule == 'constant':
+    if not warmup:
+      return optax.constant_schedule(lr)
+    return optax.join_schedules(
+        [optax.linear_schedule(0.0, lr, warmup), optax.constant_schedule(lr)],
+        [warmup],
+    )
+  if config.schedule in ('cosine', 'warmup_cosine'):
+    return optax.warmup_cosine_decay_schedule(
+        init_value=0.0 if warmup else lr,
+        peak_value=lr,
+        warmup_steps=warmup,
+        decay_steps=max(num_steps, warmup + 1),
+        end_value=lr * config.end_factor,
+    )
+  if config.schedule == 'linear':
+    return optax.join_schedules(
+        [
+            optax.linear_schedule(0.0, lr, warmup),
+            optax.linear_schedule(
+                lr, lr * config.end_factor, max(num_steps - warmup, 1)
+            ),
+        ],
+        [warmup],
+    )
+  raise ValueError(
+      f'Unknown optimizer.schedule {config.schedule!r}: choose one of '
+      f'{SCHEDULES}.'
+  )
+
+
+def create(
+    config: ml_collections.ConfigDict, num_steps: int
+) -> optax.GradientTransformation:
+  """Builds clip-by-global-norm followed by the configured optimizer."""
+  lr = schedule(config, num_steps)
+  name = config.name
+  if name == 'adam':
+    opt = optax.adam(lr, b1=config.b1, b2=config.b2, eps=config.eps)
+  elif name == 'adamw':
+    opt = optax.adamw(
+        lr, b1=config.b1, b2=config.b2, eps=config.eps,
+        weight_decay=config.weight_decay,
+    )
+  elif name == 'sgd':
+    opt = optax.sgd(lr, momentum=config.momentum or None)
+  elif name == 'rmsprop':
+    opt = optax.rmsprop(lr, eps=config.eps, momentum=config.momentum)
+  else:
+    raise ValueError(
+        f'Unknown optimizer.name {name!r}: choose one of {OPTIMIZERS}.'
+    )
+  if config.grad_clip_norm:
+    return optax.chain(optax.clip_by_global_norm(config.grad_clip_norm), opt)
+  return opt

@@ -1,0 +1,168 @@
+"""Device mesh, batch sharding, multi-host start-up and the pmap path.
+
+The default path is `jax.jit` over a one-axis `Mesh` of every device of every
+host: parameters are replicated, each batch is split along its leading axis.
+Each host feeds its own slice of the global batch
+(`jax.make_array_from_process_local_data`), so the same code runs on a laptop,
+on 8 fake CPU devices and on a pod. `pmap` is kept for users who ask for it
+(`config.parallel.mode = 'pmap'`); it runs the same pure step with explicit
+cross-device sums.
+"""
+
+import os
+from typing import Any
+
+from absl import logging
+from flax import jax_utils
+import jax
+import numpy as np
+
+DATA_AXIS = 'data'
+PMAP_AXIS = 'batch'
+MODES = ('jit', 'pmap')
+
+
+def initialize_distributed(
+    coordinator_address: str = '',
+    num_processes: int = 0,
+    process_id: int = -1,
+) -> None:
+  """Starts multi-host JAX when asked to (a no-op for a single process).
+
+  Either the arguments or the environment (`CAPJAX_COORDINATOR`,
+  `CAPJAX_NUM_PROCESSES`, `CAPJAX_PROCESS_ID`) name the coordinator; on Cloud
+  TPU and SLURM clusters with no arguments at all, set
+  `CAPJAX_AUTO_DISTRIBUTED=1` and JAX finds them itself.
+  """
+  coordinator_address = coordinator_address or os.environ.get(
+      'CAPJAX_COORDINATOR', ''
+  )
+  num_processes = num_processes or int(
+      os.environ.get('CAPJAX_NUM_PROCESSES', '0')
+  )
+  if process_id < 0:
+    process_id = int(os.environ.get('CAPJAX_PROCESS_ID', '-1'))
+  if coordinator_address:
+    if num_processes <= 0 or process_id < 0:
+      raise ValueError(
+          'A coordinator address needs the number of processes and this '
+          "process's id (--num_processes, --process_id)."
+      )
+    jax.distributed.initialize(
+        coordinator_address=coordinator_address,
+        num_processes=num_processes,
+        process_id=process_id,
+    )
+  elif os.environ.get('CAPJAX_AUTO_DISTRIBUTED') == '1':
+    jax.distributed.initialize()
+  else:
+    return
+  logging.info(
+      'Process %d of %d; %d local and %d global devices.',
+      jax.process_index(), jax.process_count(), jax.local_device_count(),
+      jax.device_count(),
+  )
+
+
+def make_mesh(num_devices: int = 0) -> jax.sharding.Mesh:
+  """A one-axis data-parallel mesh.
+
+  Args:
+    num_devices: how many devices to use; 0 means every device of every host.
+      Fewer than all is for single-host runs (e.g. tests comparing 1 and 8
+      devices).
+
+  Returns:
+    A `Mesh` with the axis `DATA_AXIS`.
+  """
+  devices = jax.devices()
+  if num_devices:
+    if num_devices > len(devices):
+      raise ValueError(
+          f'config.parallel.num_devices={num_devices} but only '
+          f'{len(devices)} devices are visible.'
+      )
+    if jax.process_count() > 1 and num_devices != len(devices):
+      raise ValueError(
+          'On several hosts every device is used: set '
+          'config.parallel.num_devices=0.'
+      )
+    devices = devices[:num_devices]
+  return jax.sharding.Mesh(np.asarray(devices), (DATA_AXIS,))
+
+
+def data_sharding(mesh: jax.sharding.Mesh) -> jax.sharding.NamedSharding:
+  return jax.sharding.NamedSharding(
+      mesh, jax.sharding.PartitionSpec(DATA_AXIS)
+  )
+
+
+def replicated_sharding(mesh: jax.sharding.Mesh) -> jax.sharding.NamedSharding:
+  return jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+
+
+def check_batch_size(batch_size: int, num_devices: int, what: str) -> None:
+  """Raises a clear error when a global batch does not split evenly."""
+  if batch_size % num_devices or batch_size % jax.process_count():
+    raise ValueError(
+        f'{what}={batch_size} must be divisible by the number of devices '
+        f'({num_devices}) and of processes ({jax.process_count()}).'
+    )
+
+
+def shard_batch(batch: dict[str, Any], mesh: jax.sharding.Mesh) -> dict:
+  """Places this host's slice of a batch on the mesh as global arrays.
+
+  Args:
+    batch: numpy arrays with a leading per-host batch axis.
+    mesh: the data-parallel mesh.
+
+  Returns:
+    The same keys as global `jax.Array`s sharded along the batch axis.
+  """
+  sharding = data_sharding(mesh)
+  return jax.tree.map(
+      lambda x: jax.make_array_from_process_local_data(sharding, x), batch
+  )
+
+
+def replicate(tree: Any, mesh: jax.sharding.Mesh) -> Any:
+  """Copies a pytree to every device of the mesh."""
+  return jax.device_put(tree, replicated_sharding(mesh))
+
+
+def to_host(tree: Any) -> Any:
+  """Global arrays -> numpy, gathering across hosts when needed."""
+  if jax.process_count() > 1:
+    from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+
+    return multihost_utils.process_allgather(tree, tiled=True)
+  return jax.tree.map(np.asarray, tree)
+
+
+# ------------------------------------------------------------- pmap path ---
+
+
+def pmap_replicate(tree: Any) -> Any:
+  """Copies a pytree to every local device, with a leading device axis."""
+  return jax_utils.replicate(tree)
+
+
+def pmap_unreplicate(tree: Any) -> Any:
+  """The first device's copy of a replicated pytree."""
+  return jax.tree.map(lambda x: x[0], tree)
+
+
+def pmap_split(batch: dict[str, Any]) -> dict:
+  """[b, ...] per-host arrays -> [local_devices, b / local_devices, ...]."""
+  n = jax.local_device_count()
+
+  def split(x):
+    if x.shape[0] % n:
+      raise ValueError(
+          f'A per-host batch of {x.shape[0]} does not split over {n} local '
+          'devices.'
+      )
+    return x.reshape((n, x.shape[0] // n) + x.shape[1:])
+
+  return jax.tree.map(split, batch)
