@@ -166,3 +166,27 @@ def restore_state(directory: str, step: int, abstract_state) -> Any:
     ) from e
   logging.info('Restored %s/%d.', directory, step)
   return jax.tree.map(lambda x: x, restored['state'])
+
+
+def restore_trained(workdir: str, which: str = 'latest'):
+  """Everything needed to caption with a workdir's checkpoint.
+
+  The parameters are restored without a target structure (any model's
+  checkpoint loads), and the config and vocabulary are the checkpoint's own,
+  so the model is rebuilt exactly as it was trained.
+
+  Args:
+    workdir: a training workdir.
+    which: 'latest' or 'best'.
+
+  Returns:
+    `(config, vocab_json, params, step)`.
+  """
+  directory, step = find_checkpoint(workdir, which)
+  config_json, vocab_json = load_metadata(directory, step)
+  manager = ocp.CheckpointManager(directory)
+  restored = manager.restore(
+      step, args=ocp.args.Composite(state=ocp.args.StandardRestore())
+  )
+  config = ml_collections.ConfigDict(config_json)
+  return config, vocab_json, restored['state']['params'], step
