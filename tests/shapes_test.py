@@ -1,4 +1,4 @@
-"""Tests of the shapes dataset: scenes, captions, the judge, the TFDS builder."""
+"""Tests of the shapes dataset: scenes, captions, judge, TFDS builder."""
 
 import io
 import json

@@ -30,6 +30,8 @@ Typical use::
 
 from collections.abc import Iterator
 import math
+
+from absl import flags
 import grain
 import numpy as np
 
@@ -112,6 +114,10 @@ def _iterate(
       num_threads=threads, prefetch_buffer_size=prefetch if threads else 0)
   iterable = dataset.to_iter_dataset(read_options)
   if num_workers:
+    if not flags.FLAGS.is_parsed():
+      # grain's workers read grain's absl flags; outside an absl app nobody
+      # parsed them, so let them take their defaults.
+      flags.FLAGS.mark_as_parsed()
     iterable = iterable.mp_prefetch(
         grain.MultiprocessingOptions(num_workers=num_workers))
   return iter(iterable)
