@@ -233,6 +233,35 @@ class CaptionIsCorrectTest(parameterized.TestCase):
                'star below it')
     self.assertFalse(shapes.caption_is_correct(caption, THREE))
 
+  def test_random_word_sequences_are_judged_without_error(self):
+    words = ('a an the there is are and it its on to of left right above '
+             'below small large one two three shapes shape red blue circle '
+             'square star xyz').split()
+    rng = np.random.default_rng(0)
+    accepted = 0
+    for _ in range(2000):
+      caption = ' '.join(rng.choice(words, size=rng.integers(0, 14)))
+      accepted += shapes.caption_is_correct(caption, TWO)
+    self.assertLess(accepted, 5)
+
+  def test_one_word_edits_of_a_true_caption_are_false(self):
+    original = 'a small red circle to the left of a large blue square'
+    words = original.split()
+    replacements = ['green', 'star', 'large', 'small', 'right', 'above',
+                    'the', 'an', 'xyz', 'circle', 'it']
+    accepted = set()
+    for position in range(len(words)):
+      for replacement in replacements:
+        caption = ' '.join(
+            words[:position] + [replacement] + words[position + 1:])
+        if shapes.caption_is_correct(caption, TWO):
+          accepted.add(caption)
+    # Only unchanged captions and the article 'an' (not judged) survive.
+    self.assertEqual(accepted, {
+        original,
+        'an small red circle to the left of a large blue square',
+        'a small red circle to the left of an large blue square'})
+
   def test_scene_may_be_json_text_or_bytes(self):
     caption = 'a small red circle to the left of a large blue square'
     self.assertTrue(shapes.caption_is_correct(caption, json.dumps(TWO)))

@@ -312,7 +312,9 @@ class _Parser:
 
 def parse(caption: str) -> Statement | None:
   """Parses a caption (any text); None when it is not in the language."""
-  tokens = tokenizer.tokenize(caption)
+  # Punctuation is dropped, also if a tokenizer were to keep it.
+  tokens = [t for t in tokenizer.tokenize(caption)
+            if any(c.isalnum() for c in t)]
   if not tokens:
     return None
   return _Parser(tokens).parse()

@@ -99,6 +99,7 @@ class CaptionSource:
     self._resize = resize
     self._index_path = index_path
     self._index = None
+    self._image_ids = None
     if cache_images is None:
       cache_images = self.decoded_bytes() <= AUTO_CACHE_BYTES
     self.cache_images = cache_images
@@ -170,7 +171,10 @@ class CaptionSource:
   @property
   def image_ids(self) -> np.ndarray:
     """[num_examples] int64: the image id of each example, in index order."""
-    return np.asarray(self._load_index()['image_ids'], np.int64)
+    if self._image_ids is None:
+      self._image_ids = np.asarray(self._load_index()['image_ids'], np.int64)
+      self._image_ids.flags.writeable = False
+    return self._image_ids
 
   @property
   def captions(self) -> list[list[str]]:
@@ -185,7 +189,8 @@ class CaptionSource:
   def __getstate__(self):
     # Worker processes re-read the small index rather than receive it.
     state = dict(self.__dict__)
-    state['_index'] = state['_cache'] = state['_cached'] = None
+    for key in ('_index', '_image_ids', '_cache', '_cached'):
+      state[key] = None
     return state
 
 
