@@ -94,3 +94,32 @@ def decode(data: bytes, size: tuple[int, int] | None = None) -> np.ndarray:
     elif image.mode != 'RGB':
       image = image.convert('RGB')
     return np.asarray(image)
+
+
+def load_file(
+    path: str | os.PathLike, size: tuple[int, int] | None = None
+) -> np.ndarray:
+  """Reads an image file (e.g. one to caption) as RGB of `size`.
+
+  Args:
+    path: a PNG/JPEG/... file.
+    size: (height, width) of the result, or None to keep the file's size.
+
+  Returns:
+    image: [height, width, 3] uint8.
+
+  Raises:
+    BadImageError: the file is missing or not a readable image; the one-line
+      message names it.
+  """
+  path = os.fspath(path)
+  try:
+    with open(path, 'rb') as f:
+      data = f.read()
+  except OSError as e:
+    raise BadImageError(f'Cannot read image {path}: {e.strerror}.') from None
+  try:
+    return decode(data, size)
+  except (OSError, ValueError, Image.DecompressionBombError,
+          SyntaxError) as e:
+    raise BadImageError(f'Corrupt or unreadable image {path}: {e}') from None
