@@ -23,6 +23,11 @@ FLICKR_1K = os.path.join(SHARED, 'flickr8k_1k')
 FLICKR_TEXT = os.path.join(SHARED, 'flickr8k_text')
 
 
+def _tempdir(test):
+  """A temporary folder removed when `test` ends."""
+  return test.enterContext(tempfile.TemporaryDirectory())
+
+
 class _WarningCapture(logging.Handler):
   """Collects the messages of warnings logged while it is attached."""
 
@@ -82,8 +87,10 @@ class Flickr8kGeneratedTest(absltest.TestCase):
   def setUpClass(cls):
     super().setUpClass()
     cls.manual_dir = tempfile.mkdtemp()
+    cls.addClassCleanup(shutil.rmtree, cls.manual_dir)
     _make_flickr_layout(cls.manual_dir)
     cls.data_dir = tempfile.mkdtemp()
+    cls.addClassCleanup(shutil.rmtree, cls.data_dir)
     capture = _WarningCapture()
     logging.getLogger('absl').addHandler(capture)
     try:
@@ -152,7 +159,8 @@ class Flickr8kErrorsTest(absltest.TestCase):
 
   def _error(self, **kwargs):
     with self.assertRaises(FileNotFoundError) as raised:
-      sources.prepare('flickr8k', data_dir=tempfile.mkdtemp(), **kwargs)
+      sources.prepare('flickr8k', data_dir=_tempdir(self),
+                      **kwargs)
     message = str(raised.exception)
     self.assertNotIn('\n', message)
     return message
@@ -164,13 +172,13 @@ class Flickr8kErrorsTest(absltest.TestCase):
     self.assertIn('/no/such/folder', self._error(manual_dir='/no/such/folder'))
 
   def test_missing_token_file_is_named(self):
-    root = tempfile.mkdtemp()
+    root = _tempdir(self)
     _make_flickr_layout(root)
     os.remove(os.path.join(root, 'Flickr8k.token.txt'))
     self.assertIn('Flickr8k.token.txt', self._error(manual_dir=root))
 
   def test_missing_photo_folder_is_named(self):
-    root = tempfile.mkdtemp()
+    root = _tempdir(self)
     _make_flickr_layout(root)
     shutil.rmtree(os.path.join(root, 'Flicker8k_Dataset'))
     self.assertIn('photo folder', self._error(manual_dir=root))
@@ -188,7 +196,7 @@ class Flickr8kRealFilesTest(absltest.TestCase):
     self.assertIn('2258277193_586949ec62.jpg.1#0', '\n'.join(logs.output))
 
   def test_real_photos_prepare_into_the_official_splits(self):
-    data_dir = tempfile.mkdtemp()
+    data_dir = _tempdir(self)
     builder = sources.prepare('flickr8k', data_dir=data_dir,
                               manual_dir=FLICKR_1K)
     splits = builder.info.splits
@@ -214,7 +222,7 @@ class Flickr8kRealFilesTest(absltest.TestCase):
 class KarpathyTest(absltest.TestCase):
 
   def test_karpathy_json_splits_ids_and_skipped_photos(self):
-    root = tempfile.mkdtemp()
+    root = _tempdir(self)
     os.makedirs(os.path.join(root, 'val2014'))
     entries = []
     splits = ['train', 'train', 'restval', 'val', 'test', 'train']
@@ -229,7 +237,7 @@ class KarpathyTest(absltest.TestCase):
                         for k in range(5 + (i == 0))]})
     with open(os.path.join(root, 'dataset_coco.json'), 'w') as f:
       json.dump({'images': entries, 'dataset': 'coco'}, f)
-    data_dir = tempfile.mkdtemp()
+    data_dir = _tempdir(self)
     builder = sources.prepare('coco', data_dir=data_dir, manual_dir=root)
     self.assertEqual(
         {k: v.num_examples for k, v in builder.info.splits.items()},
@@ -244,13 +252,13 @@ class KarpathyTest(absltest.TestCase):
     self.assertEqual(references[1002][1], 'Photo 2 caption 1.')
 
   def test_karpathy_json_with_unknown_split_is_named(self):
-    root = tempfile.mkdtemp()
+    root = _tempdir(self)
     with open(os.path.join(root, 'dataset_flickr30k.json'), 'w') as f:
       json.dump({'images': [{'filename': 'x.jpg', 'split': 'holdout',
                              'imgid': 0, 'sentences': []}]}, f)
     with self.assertRaisesRegex(ValueError, "dataset_flickr30k.json: image 0 "
                                 "has unknown split 'holdout'"):
-      sources.prepare('flickr30k', data_dir=tempfile.mkdtemp(),
+      sources.prepare('flickr30k', data_dir=_tempdir(self),
                       manual_dir=root)
 
 

@@ -11,6 +11,11 @@ from PIL import Image
 from capjax.data import images
 
 
+def _tempdir(test):
+  """A temporary folder removed when `test` ends."""
+  return test.enterContext(tempfile.TemporaryDirectory())
+
+
 def _encoded(image, fmt, **kwargs):
   buffer = io.BytesIO()
   Image.fromarray(image).save(buffer, format=fmt, **kwargs)
@@ -36,21 +41,21 @@ class ImagesTest(absltest.TestCase):
     np.testing.assert_array_equal(decoded, 77)
 
   def test_read_image_file_keeps_rgb_jpeg_bytes(self):
-    path = os.path.join(tempfile.mkdtemp(), 'a.jpg')
+    path = os.path.join(_tempdir(self), 'a.jpg')
     data = _encoded(np.zeros((8, 8, 3), np.uint8), 'JPEG')
     with open(path, 'wb') as f:
       f.write(data)
     self.assertEqual(images.read_image_file(path), data)
 
   def test_read_image_file_shrinks_to_min_side(self):
-    path = os.path.join(tempfile.mkdtemp(), 'big.png')
+    path = os.path.join(_tempdir(self), 'big.png')
     Image.new('RGB', (300, 200)).save(path)
     data = images.read_image_file(path, min_side=100)
     self.assertEqual(Image.open(io.BytesIO(data)).size, (150, 100))
     self.assertEqual(Image.open(io.BytesIO(data)).format, 'JPEG')
 
   def test_bad_files_raise_one_line_errors_naming_them(self):
-    directory = tempfile.mkdtemp()
+    directory = _tempdir(self)
     truncated = os.path.join(directory, 'truncated.jpg')
     data = _encoded(np.zeros((64, 64, 3), np.uint8), 'JPEG')
     with open(truncated, 'wb') as f:
@@ -64,7 +69,7 @@ class ImagesTest(absltest.TestCase):
         self.assertNotIn('\n', str(raised.exception))
 
   def test_load_file_reads_and_resizes(self):
-    path = os.path.join(tempfile.mkdtemp(), 'x.png')
+    path = os.path.join(_tempdir(self), 'x.png')
     Image.new('RGB', (9, 4), (10, 20, 30)).save(path)
     image = images.load_file(path, (4, 4))
     self.assertEqual(image.shape, (4, 4, 3))

@@ -3,6 +3,7 @@
 import collections
 import itertools
 import json
+import shutil
 import tempfile
 
 from absl.testing import absltest
@@ -48,6 +49,7 @@ class PipelineTest(parameterized.TestCase):
   def setUpClass(cls):
     super().setUpClass()
     cls.data_dir = tempfile.mkdtemp()
+    cls.addClassCleanup(shutil.rmtree, cls.data_dir)
     cls.train = pipeline.load_source('shapes/tiny', 'train',
                                      data_dir=cls.data_dir)
     cls.test = pipeline.load_source('shapes/tiny', 'test',

@@ -2,6 +2,7 @@
 
 import io
 import json
+import shutil
 import tempfile
 
 from absl.testing import absltest
@@ -283,6 +284,7 @@ class BuilderTest(absltest.TestCase):
   def setUpClass(cls):
     super().setUpClass()
     cls.data_dir = tempfile.mkdtemp()
+    cls.addClassCleanup(shutil.rmtree, cls.data_dir)
     cls.builder = sources.prepare('shapes/tiny', data_dir=cls.data_dir)
 
   def test_splits_have_the_configured_sizes(self):

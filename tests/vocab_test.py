@@ -17,6 +17,11 @@ CAPTIONS = [
 ]
 
 
+def _tempdir(test):
+  """A temporary folder removed when `test` ends."""
+  return test.enterContext(tempfile.TemporaryDirectory())
+
+
 class VocabTest(absltest.TestCase):
 
   def test_special_ids(self):
@@ -86,7 +91,7 @@ class VocabTest(absltest.TestCase):
 
   def test_save_load_round_trip(self):
     vocab = vocab_lib.Vocab.build(CAPTIONS)
-    directory = tempfile.mkdtemp()
+    directory = _tempdir(self)
     path = os.path.join(directory, 'sub', 'vocab.json')
     vocab.save(path)
     loaded = vocab_lib.Vocab.load(path)
@@ -103,19 +108,19 @@ class VocabTest(absltest.TestCase):
     self.assertRegex(one.fingerprint, r'^[0-9a-f]{16}$')
 
   def test_load_missing_file_names_it(self):
-    path = os.path.join(tempfile.mkdtemp(), 'nothing.json')
+    path = os.path.join(_tempdir(self), 'nothing.json')
     with self.assertRaisesRegex(FileNotFoundError, 'nothing.json'):
       vocab_lib.Vocab.load(path)
 
   def test_load_of_other_json_names_the_file(self):
-    path = os.path.join(tempfile.mkdtemp(), 'other.json')
+    path = os.path.join(_tempdir(self), 'other.json')
     with open(path, 'w') as f:
       json.dump({'words': ['a']}, f)
     with self.assertRaisesRegex(ValueError, 'other.json is not a capjax'):
       vocab_lib.Vocab.load(path)
 
   def test_load_of_non_json_names_the_file(self):
-    path = os.path.join(tempfile.mkdtemp(), 'junk.json')
+    path = os.path.join(_tempdir(self), 'junk.json')
     with open(path, 'w') as f:
       f.write('not json')
     with self.assertRaisesRegex(ValueError, 'junk.json is not a capjax'):
@@ -123,7 +128,7 @@ class VocabTest(absltest.TestCase):
 
   def test_load_detects_edited_words(self):
     vocab = vocab_lib.Vocab.build(CAPTIONS)
-    path = os.path.join(tempfile.mkdtemp(), 'vocab.json')
+    path = os.path.join(_tempdir(self), 'vocab.json')
     vocab.save(path)
     with open(path) as f:
       data = json.load(f)

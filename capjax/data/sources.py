@@ -274,12 +274,12 @@ def prepare(
   if entry.needs_manual_dir:
     manual_dir = photo_builder.check_manual_dir(manual_dir, name)
   with _prepare_lock(builder):
-    builder = make()  # Another process may have prepared it meanwhile.
-    if not _is_prepared(builder):
-      builder.download_and_prepare(
-          file_format='array_record',
-          download_config=tfds.download.DownloadConfig(
-              manual_dir=manual_dir, try_download_gcs=False))
+    if _is_prepared(builder):  # Another process prepared it meanwhile.
+      return make()
+    builder.download_and_prepare(
+        file_format='array_record',
+        download_config=tfds.download.DownloadConfig(
+            manual_dir=manual_dir, try_download_gcs=False))
   return builder
 
 
