@@ -70,6 +70,7 @@ class ShapesConfig(tfds.core.BuilderConfig):
   seed: int = 0
 
   def split_sizes(self) -> dict[str, int]:
+    """Split name -> number of images."""
     return {'train': self.num_train, 'validation': self.num_validation,
             'test': self.num_test}
 

@@ -156,6 +156,7 @@ class Vocab:
     return ' '.join(words)
 
   def to_json(self) -> dict:
+    """A JSON-ready dict (what `save` writes; e.g. for checkpoint metadata)."""
     return {'format': FILE_FORMAT, 'version': FILE_VERSION,
             'fingerprint': self.fingerprint, 'words': list(self.words[4:])}
 
