@@ -1,1 +1,18 @@
-"""Datasets (TFDS builders), vocabulary and grain input pipelines."""
+"""Datasets (TFDS builders), vocabulary and grain input pipelines.
+
+Modules:
+  sources         `load_source(name, split)`: registry of datasets, preparing
+                  them once to array_record, random access to one split.
+  pipeline        `train_batches`, `eval_batches`, `references`, ...: grain
+                  pipelines yielding fixed-shape numpy batches.
+  vocab           `Vocab`: word ids (PAD=0, BOS, EOS, UNK), encode/decode,
+                  JSON files with a fingerprint.
+  shapes          the built-in dataset's TFDS builder, `caption_is_correct`
+                  and `caption_accuracy`.
+  shapes_scenes   its scenes: sampling, spatial relations, rendering.
+  shapes_captions its caption language: generation, parsing, judging.
+  flickr8k        Flickr8k from the official release files (manual_dir).
+  karpathy        COCO / Flickr30k / Flickr8k from a Karpathy-split JSON.
+  photo_builder   the shared base of the real-photo builders.
+  images          checking image files, decoding image bytes.
+"""

@@ -1,0 +1,125 @@
+"""Image bytes: checking files when a dataset is prepared, decoding when read.
+
+Builders of real datasets call `read_image_file` on every photo: it returns
+JPEG bytes ready to store, or raises `BadImageError` for a missing, empty,
+truncated or otherwise unreadable file so the builder can skip and count it.
+Pipelines call `decode` to turn stored PNG/JPEG bytes into uint8 RGB arrays of
+a fixed size.
+"""
+
+import io
+import os
+
+import numpy as np
+from PIL import Image
+
+JPEG_QUALITY = 90
+
+
+class BadImageError(ValueError):
+  """An image file that cannot be read; the message names the file."""
+
+
+def _resized_side(width: int, height: int, min_side: int) -> tuple[int, int]:
+  scale = min_side / min(width, height)
+  return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def read_image_file(
+    path: str | os.PathLike, *, min_side: int | None = None) -> bytes:
+  """Checks an image file and returns bytes to store for it.
+
+  The whole image is decoded once (so a truncated JPEG is caught). A JPEG in
+  RGB that needs no resizing is returned unchanged; anything else (grey, CMYK,
+  PNG, or resized) is re-encoded as an RGB JPEG.
+
+  Args:
+    path: the image file.
+    min_side: when set and the shorter side is longer, shrink the image so
+      that its shorter side is `min_side` pixels (aspect kept).
+
+  Returns:
+    JPEG bytes.
+
+  Raises:
+    BadImageError: the file is missing or not a readable image.
+  """
+  path = os.fspath(path)
+  try:
+    with open(path, 'rb') as f:
+      data = f.read()
+  except OSError as e:
+    raise BadImageError(f'Cannot read image {path}: {e.strerror}.') from None
+  try:
+    with Image.open(io.BytesIO(data)) as image:
+      image.load()
+      fmt, mode, size = image.format, image.mode, image.size
+      resize = min_side is not None and min(size) > min_side
+      if fmt == 'JPEG' and mode == 'RGB' and not resize:
+        return data
+      image = image.convert('RGB')
+      if resize:
+        image = image.resize(_resized_side(*size, min_side),
+                             Image.Resampling.BILINEAR)
+      buffer = io.BytesIO()
+      image.save(buffer, format='JPEG', quality=JPEG_QUALITY)
+      return buffer.getvalue()
+  except (OSError, ValueError, Image.DecompressionBombError,
+          SyntaxError) as e:
+    raise BadImageError(f'Corrupt or unreadable image {path}: {e}') from None
+
+
+def decode(data: bytes, size: tuple[int, int] | None = None) -> np.ndarray:
+  """Decodes PNG/JPEG bytes to RGB, resized to `size` when given.
+
+  A JPEG is decoded at the smallest DCT scale that still covers `size`
+  (much faster for large photos), then resized with a bilinear filter
+  (aspect ratio not kept).
+
+  Args:
+    data: encoded image bytes.
+    size: (height, width) of the result, or None to keep the stored size.
+
+  Returns:
+    image: [height, width, 3] uint8.
+  """
+  with Image.open(io.BytesIO(data)) as image:
+    if size is not None:
+      height, width = size
+      if image.format == 'JPEG':
+        image.draft('RGB', (width, height))
+      image = image.convert('RGB')
+      if image.size != (width, height):
+        image = image.resize((width, height), Image.Resampling.BILINEAR)
+    elif image.mode != 'RGB':
+      image = image.convert('RGB')
+    return np.asarray(image)
+
+
+def load_file(
+    path: str | os.PathLike, size: tuple[int, int] | None = None
+) -> np.ndarray:
+  """Reads an image file (e.g. one to caption) as RGB of `size`.
+
+  Args:
+    path: a PNG/JPEG/... file.
+    size: (height, width) of the result, or None to keep the file's size.
+
+  Returns:
+    image: [height, width, 3] uint8.
+
+  Raises:
+    BadImageError: the file is missing or not a readable image; the one-line
+      message names it.
+  """
+  path = os.fspath(path)
+  try:
+    with open(path, 'rb') as f:
+      data = f.read()
+  except OSError as e:
+    raise BadImageError(f'Cannot read image {path}: {e.strerror}.') from None
+  try:
+    return decode(data, size)
+  except (OSError, ValueError, Image.DecompressionBombError,
+          SyntaxError) as e:
+    raise BadImageError(f'Corrupt or unreadable image {path}: {e}') from None

@@ -1,0 +1,284 @@
+"""grain input pipelines: fixed-shape numpy batches from a CaptionSource.
+
+Training (`train_batches`) samples (image, caption) pairs: every caption of
+every image is one example, the pairs are reshuffled every epoch, and the
+stream is infinite. Element j of the stream is a pure function of
+(seed, j), and global step s takes elements [s * B, (s + 1) * B): a run
+resumed at step s (`start_step=s`) sees exactly the batches of an
+uninterrupted one, whatever happened before. With several processes, each
+yields its contiguous slice of the global batch (`batch_size //
+process_count` examples, process 0 first), so the slices of one step
+partition the global batch.
+
+Evaluation (`eval_batches`) makes one pass over the images of a split in
+index order, with all their captions, in batches of fixed shape: the last
+batch is padded (`mask` 0, `image_id` -1), never dropped.
+
+Decoding happens in grain `map`s; captions are tokenised once, when a
+pipeline is built. A background thread prefetches `prefetch` batches so a
+training step need not wait; `num_workers` > 0 decodes in that many
+processes instead (use for large photos on machines with spare cores).
+
+Typical use::
+
+  train = sources.load_source('shapes', 'train')
+  vocab = vocab_lib.Vocab.build(pipeline.all_captions(train), min_count=1)
+  batches = pipeline.train_batches(train, vocab, batch_size=64, max_len=20,
+                                   seed=0)
+  batch = next(batches)  # {'image': [64, 64, 64, 3] uint8, ...}
+"""
+
+from collections.abc import Iterator
+import math
+
+from absl import flags
+import grain
+import numpy as np
+
+from capjax.data import sources
+from capjax.data import vocab as vocab_lib
+
+# Re-exported: the pipeline's callers open sources through here.
+load_source = sources.load_source
+PADDING_IMAGE_ID = -1
+
+
+def _local_batch_size(batch_size: int, process_count: int) -> int:
+  if batch_size < 1 or batch_size % process_count:
+    raise ValueError(f'batch_size {batch_size} must be a positive multiple of'
+                     f' process_count {process_count}.')
+  return batch_size // process_count
+
+
+def _check_process(process_index: int, process_count: int) -> None:
+  if not 0 <= process_index < process_count:
+    raise ValueError(f'process_index {process_index} is outside '
+                     f'[0, {process_count}).')
+
+
+def _shuffle_seed(seed: int) -> int:
+  """A 32-bit shuffle seed; unrelated for nearby `seed`s.
+
+  grain reshuffles epoch e with (shuffle seed + e); scrambling the seed keeps
+  runs with seeds s and s + 1 from sharing epochs.
+  """
+  return int(np.random.SeedSequence([seed, 0x5EED]).generate_state(1)[0])
+
+
+class _TrainExample:
+  """Pair index -> {'image', 'tokens', 'image_id'} (a picklable grain map)."""
+
+  def __init__(self, source, pair_record, pair_tokens, image_ids):
+    self.source = source
+    self.pair_record = pair_record  # [num_pairs] int64
+    self.pair_tokens = pair_tokens  # [num_pairs, max_len + 1] int32
+    self.image_ids = image_ids  # [num_examples] int64
+
+  def __call__(self, pair: int) -> dict[str, np.ndarray]:
+    record = int(self.pair_record[pair])
+    return {'image': self.source.image(record),
+            'tokens': self.pair_tokens[pair],
+            'image_id': self.image_ids[record]}
+
+
+class _EvalExample:
+  """Position -> an eval example, or padding past the end of the split."""
+
+  def __init__(self, source, tokens, caption_mask, image_ids):
+    self.source = source
+    self.tokens = tokens  # [num_examples, R, max_len + 1] int32
+    self.caption_mask = caption_mask  # [num_examples, R] float32
+    self.image_ids = image_ids  # [num_examples] int64
+
+  def __call__(self, position: int) -> dict[str, np.ndarray]:
+    if position < len(self.image_ids):
+      return {'image': self.source.image(position),
+              'tokens': self.tokens[position],
+              'caption_mask': self.caption_mask[position],
+              'mask': np.float32(1),
+              'image_id': self.image_ids[position]}
+    return {'image': np.zeros(self.source.image_shape + (3,), np.uint8),
+            'tokens': np.zeros_like(self.tokens[0]),
+            'caption_mask': np.zeros_like(self.caption_mask[0]),
+            'mask': np.float32(0),
+            'image_id': np.int64(PADDING_IMAGE_ID)}
+
+
+def _iterate(
+    dataset: grain.MapDataset, prefetch: int, num_threads: int,
+    num_workers: int) -> Iterator[dict[str, np.ndarray]]:
+  if prefetch < 0 or num_threads < 0 or num_workers < 0:
+    raise ValueError('prefetch, num_threads and num_workers must be >= 0.')
+  threads = num_threads if prefetch else 0
+  read_options = grain.ReadOptions(
+      num_threads=threads, prefetch_buffer_size=prefetch if threads else 0)
+  iterable = dataset.to_iter_dataset(read_options)
+  if num_workers:
+    if not flags.FLAGS.is_parsed():
+      # grain's workers read grain's absl flags; outside an absl app nobody
+      # parsed them, so let them take their defaults.
+      flags.FLAGS.mark_as_parsed()
+    iterable = iterable.mp_prefetch(
+        grain.MultiprocessingOptions(num_workers=num_workers))
+  return iter(iterable)
+
+
+def train_pairs(
+    source: sources.CaptionSource, vocab: vocab_lib.Vocab,
+    max_len: int) -> tuple[np.ndarray, np.ndarray]:
+  """Every (image, caption) training pair, tokenised.
+
+  Args:
+    source: the training split.
+    vocab: the vocabulary.
+    max_len: decoder length.
+
+  Returns:
+    pair_record: [num_pairs] int64, the example index of each pair;
+    pair_tokens: [num_pairs, max_len + 1] int32, its encoded caption.
+  """
+  captions = source.captions
+  counts = np.array([len(c) for c in captions], np.int64)
+  if not counts.sum():
+    raise ValueError(f'{source.name} {source.split} has no captions.')
+  pair_record = np.repeat(np.arange(len(captions), dtype=np.int64), counts)
+  flat = [c for image_captions in captions for c in image_captions]
+  return pair_record, vocab.encode_batch(flat, max_len)
+
+
+def train_batches(
+    source: sources.CaptionSource, vocab: vocab_lib.Vocab, *,
+    batch_size: int, max_len: int, seed: int, start_step: int = 0,
+    process_index: int = 0, process_count: int = 1, prefetch: int = 2,
+    num_threads: int = 1, num_workers: int = 0,
+) -> Iterator[dict[str, np.ndarray]]:
+  """Infinite shuffled training batches; step s is a pure function of (seed, s).
+
+  Args:
+    source: the training split.
+    vocab: the vocabulary that encodes captions.
+    batch_size: the GLOBAL batch size (a multiple of process_count).
+    max_len: decoder length (tokens have max_len + 1 ids).
+    seed: the data seed.
+    start_step: the first step to yield (to resume a run).
+    process_index: this process (e.g. jax.process_index()).
+    process_count: number of processes (e.g. jax.process_count()).
+    prefetch: batches computed ahead in a background thread (0: none).
+    num_threads: threads computing batches ahead.
+    num_workers: worker processes decoding (0: none, the default).
+
+  Yields:
+    {'image': [b, H, W, 3] uint8, 'tokens': [b, max_len + 1] int32,
+     'image_id': [b] int64} with b = batch_size // process_count: this
+    process's slice of global step start_step, start_step + 1, ...
+  """
+  local = _local_batch_size(batch_size, process_count)
+  _check_process(process_index, process_count)
+  if start_step < 0:
+    raise ValueError(f'start_step must be >= 0, got {start_step}.')
+  pair_record, pair_tokens = train_pairs(source, vocab, max_len)
+  dataset = (
+      grain.MapDataset.range(len(pair_record))
+      .seed(_shuffle_seed(seed))
+      .shuffle()
+      .repeat()
+      .map(_TrainExample(source, pair_record, pair_tokens, source.image_ids))
+      .batch(local, drop_remainder=True))
+  # Local batch q holds stream elements [q * local, (q + 1) * local); global
+  # step s is local batches s * process_count ... + process_count - 1.
+  dataset = dataset[process_index::process_count][start_step:]
+  return _iterate(dataset, prefetch, num_threads, num_workers)
+
+
+def eval_arrays(
+    source: sources.CaptionSource, vocab: vocab_lib.Vocab, *, max_len: int,
+    captions_per_image: int) -> tuple[np.ndarray, np.ndarray]:
+  """All captions of a split, encoded per image.
+
+  Returns:
+    tokens: [num_examples, captions_per_image, max_len + 1] int32 (an image
+      with fewer captions has all-PAD rows; extra captions are left out);
+    caption_mask: [num_examples, captions_per_image] float32, 1 for real
+      captions.
+  """
+  count = len(source)
+  tokens = np.zeros([count, captions_per_image, max_len + 1], np.int32)
+  caption_mask = np.zeros([count, captions_per_image], np.float32)
+  for i, captions in enumerate(source.captions):
+    captions = captions[:captions_per_image]
+    tokens[i, :len(captions)] = vocab.encode_batch(captions, max_len)
+    caption_mask[i, :len(captions)] = 1
+  return tokens, caption_mask
+
+
+def num_eval_batches(source: sources.CaptionSource, batch_size: int) -> int:
+  """How many batches `eval_batches` yields (the last one padded)."""
+  return math.ceil(len(source) / batch_size)
+
+
+def eval_batches(
+    source: sources.CaptionSource, vocab: vocab_lib.Vocab, *,
+    batch_size: int, max_len: int, captions_per_image: int = 5,
+    process_index: int = 0, process_count: int = 1, prefetch: int = 2,
+    num_threads: int = 1, num_workers: int = 0,
+) -> Iterator[dict[str, np.ndarray]]:
+  """One pass over every image of a split, in index order, fixed shapes.
+
+  Global batch g holds images [g * batch_size, (g + 1) * batch_size); each
+  process yields its contiguous slice. Positions past the last image are
+  padding. Every process yields `num_eval_batches(source, batch_size)`
+  batches.
+
+  Args:
+    source: the split.
+    vocab: the vocabulary that encodes captions.
+    batch_size: the GLOBAL batch size (a multiple of process_count).
+    max_len: decoder length (tokens have max_len + 1 ids).
+    captions_per_image: R, the reference captions kept per image.
+    process_index: this process.
+    process_count: number of processes.
+    prefetch: batches computed ahead in a background thread (0: none).
+    num_threads: threads computing batches ahead.
+    num_workers: worker processes decoding (0: none, the default).
+
+  Yields:
+    {'image': [b, H, W, 3] uint8, 'tokens': [b, R, max_len + 1] int32,
+     'caption_mask': [b, R] float32, 'mask': [b] float32 (1 real, 0 pad),
+     'image_id': [b] int64 (-1 for padding)}, b = batch_size //
+    process_count.
+  """
+  local = _local_batch_size(batch_size, process_count)
+  _check_process(process_index, process_count)
+  tokens, caption_mask = eval_arrays(
+      source, vocab, max_len=max_len, captions_per_image=captions_per_image)
+  positions = num_eval_batches(source, batch_size) * batch_size
+  dataset = (
+      grain.MapDataset.range(positions)
+      .map(_EvalExample(source, tokens, caption_mask, source.image_ids))
+      .batch(local, drop_remainder=True))
+  dataset = dataset[process_index::process_count]
+  return _iterate(dataset, prefetch, num_threads, num_workers)
+
+
+def all_captions(source: sources.CaptionSource) -> list[str]:
+  """Every caption of the split (e.g. train, to build the vocabulary)."""
+  return [c for captions in source.captions for c in captions]
+
+
+def references(source: sources.CaptionSource) -> dict[int, list[str]]:
+  """image_id -> the image's raw reference captions."""
+  return {int(i): list(c)
+          for i, c in zip(source.image_ids, source.captions)}
+
+
+def scenes(source: sources.CaptionSource) -> dict[int, str]:
+  """image_id -> ground-truth scene JSON (shapes only).
+
+  Raises:
+    ValueError: the dataset has no scenes.
+  """
+  scene_list = source.scenes
+  if scene_list is None:
+    raise ValueError(f'{source.name} has no scenes (only shapes does).')
+  return {int(i): s for i, s in zip(source.image_ids, scene_list)}
+
