@@ -215,27 +215,11 @@ def _load_or_build_vocab(config, workdir: str, train_source) -> vocab_lib.Vocab:
   if os.path.exists(path):
     return vocab_lib.Vocab.load(path)
   vocab = vocab_lib.Vocab.build(
-      pipeline.captions(train_source), min_count=config.dataset.min_count
+      pipeline.all_captions(train_source), min_count=config.dataset.min_count
   )
   if jax.process_index() == 0:
     vocab.save(path)
   return vocab
-
-
-def load_sources(config: ml_collections.ConfigDict, splits) -> dict:
-  """Opens the dataset's splits (preparing the dataset on first use)."""
-  d = config.dataset
-  return {
-      split: pipeline.load_source(
-          d.name,
-          split,
-          data_dir=d.data_dir or None,
-          manual_dir=d.manual_dir or None,
-          builder_config=d.builder_config or None,
-          image_size=d.image_size,
-      )
-      for split in splits
-  }
 
 
 class _Stepper:
@@ -312,8 +296,8 @@ def train_and_evaluate(
   """
   os.makedirs(workdir, exist_ok=True)
   tc = config.train
-  sources = load_sources(config, ('train',))
-  vocab = _load_or_build_vocab(config, workdir, sources['train'])
+  train_source = evaluation.open_split(config, 'train')
+  vocab = _load_or_build_vocab(config, workdir, train_source)
   if jax.process_index() == 0:
     _write_json_atomic(
         os.path.join(workdir, 'config.json'),
@@ -331,7 +315,7 @@ def train_and_evaluate(
 
   batches = functools.partial(
       pipeline.train_batches,
-      sources['train'],
+      train_source,
       vocab,
       batch_size=tc.batch_size,
       max_len=config.dataset.max_len,

@@ -82,6 +82,25 @@ class PipelineTest(parameterized.TestCase):
                      for c in self.train.captions[index]])
       self.assertEqual(tokens[0], vocab_lib.BOS_ID)
 
+  def test_multi_caption_batches_hold_every_caption_of_each_image(self):
+    by_id = dict(zip(self.train.image_ids.tolist(), range(len(self.train))))
+    batch = next(self._train(batch_size=8, captions_per_image=5))
+    self.assertEqual(batch['tokens'].shape, (8, 5, MAX_LEN + 1))
+    np.testing.assert_array_equal(batch['caption_mask'], np.ones((8, 5)))
+    for tokens, image_id in zip(batch['tokens'], batch['image_id']):
+      captions = self.train.captions[by_id[int(image_id)]]
+      self.assertEqual([self.vocab.decode(t) for t in tokens],
+                       [self.vocab.decode(self.vocab.encode(c, MAX_LEN))
+                        for c in captions])
+
+  def test_multi_caption_epoch_is_every_image_once_and_resumes(self):
+    # 240 images, 40 per step: an epoch is 6 steps.
+    batches = _take(self._train(captions_per_image=5, prefetch=0), 12)
+    first = np.concatenate([b['image_id'] for b in batches[:6]])
+    self.assertCountEqual(first.tolist(), self.train.image_ids.tolist())
+    resumed = _take(self._train(captions_per_image=5, start_step=7), 5)
+    _assert_batches_equal(self, batches[7:], resumed)
+
   def test_same_seed_same_batches_other_seed_other_batches(self):
     first = _take(self._train(seed=3), 5)
     again = _take(self._train(seed=3), 5)

@@ -81,6 +81,22 @@ class _TrainExample:
             'image_id': self.image_ids[record]}
 
 
+class _TrainImageExample:
+  """Image index -> {'image', 'tokens' [R, ...], 'caption_mask', 'image_id'}."""
+
+  def __init__(self, source, tokens, caption_mask, image_ids):
+    self.source = source
+    self.tokens = tokens  # [num_examples, R, max_len + 1] int32
+    self.caption_mask = caption_mask  # [num_examples, R] float32
+    self.image_ids = image_ids  # [num_examples] int64
+
+  def __call__(self, index: int) -> dict[str, np.ndarray]:
+    return {'image': self.source.image(index),
+            'tokens': self.tokens[index],
+            'caption_mask': self.caption_mask[index],
+            'image_id': self.image_ids[index]}
+
+
 class _EvalExample:
   """Position -> an eval example, or padding past the end of the split."""
 
@@ -149,10 +165,17 @@ def train_pairs(
 def train_batches(
     source: sources.CaptionSource, vocab: vocab_lib.Vocab, *,
     batch_size: int, max_len: int, seed: int, start_step: int = 0,
+    captions_per_image: int = 1,
     process_index: int = 0, process_count: int = 1, prefetch: int = 2,
     num_threads: int = 1, num_workers: int = 0,
 ) -> Iterator[dict[str, np.ndarray]]:
   """Infinite shuffled training batches; step s is a pure function of (seed, s).
+
+  With `captions_per_image` R > 1 an example is an image with R of its
+  captions (the first R; an image with fewer has all-PAD rows, masked out),
+  and the images are what is shuffled: the encoder then runs once for R
+  captions, which is how a CNN trained from scratch gets the most
+  supervision per image it encodes.
 
   Args:
     source: the training split.
@@ -161,6 +184,7 @@ def train_batches(
     max_len: decoder length (tokens have max_len + 1 ids).
     seed: the data seed.
     start_step: the first step to yield (to resume a run).
+    captions_per_image: R; 1 yields (image, caption) pairs.
     process_index: this process (e.g. jax.process_index()).
     process_count: number of processes (e.g. jax.process_count()).
     prefetch: batches computed ahead in a background thread (0: none).
@@ -171,18 +195,33 @@ def train_batches(
     {'image': [b, H, W, 3] uint8, 'tokens': [b, max_len + 1] int32,
      'image_id': [b] int64} with b = batch_size // process_count: this
     process's slice of global step start_step, start_step + 1, ...
+    With R > 1, 'tokens' is [b, R, max_len + 1] and 'caption_mask' [b, R]
+    float32 marks real captions.
   """
   local = _local_batch_size(batch_size, process_count)
   _check_process(process_index, process_count)
   if start_step < 0:
     raise ValueError(f'start_step must be >= 0, got {start_step}.')
-  pair_record, pair_tokens = train_pairs(source, vocab, max_len)
+  if captions_per_image < 1:
+    raise ValueError(
+        f'captions_per_image must be >= 1, got {captions_per_image}.')
+  if captions_per_image == 1:
+    pair_record, pair_tokens = train_pairs(source, vocab, max_len)
+    examples = grain.MapDataset.range(len(pair_record))
+    to_example = _TrainExample(
+        source, pair_record, pair_tokens, source.image_ids)
+  else:
+    tokens, caption_mask = eval_arrays(
+        source, vocab, max_len=max_len, captions_per_image=captions_per_image)
+    examples = grain.MapDataset.range(len(source))
+    to_example = _TrainImageExample(
+        source, tokens, caption_mask, source.image_ids)
   dataset = (
-      grain.MapDataset.range(len(pair_record))
+      examples
       .seed(_shuffle_seed(seed))
       .shuffle()
       .repeat()
-      .map(_TrainExample(source, pair_record, pair_tokens, source.image_ids))
+      .map(to_example)
       .batch(local, drop_remainder=True))
   # Local batch q holds stream elements [q * local, (q + 1) * local); global
   # step s is local batches s * process_count ... + process_count - 1.
