@@ -23,6 +23,8 @@ emits it.
 import re
 from typing import Sequence
 
+import numpy as np
+
 # Tokens the toolkit removes after tokenizing (pycocoevalcap PTBTokenizer).
 PUNCTUATIONS = frozenset([
     "''", "'", '``', '`', '-LRB-', '-RRB-', '-LCB-', '-RCB-', '.', '?', '!',
@@ -126,9 +128,17 @@ _RULES = [(re.compile(pattern), kind) for pattern, kind in _RULES]
 # Candidate abbreviations: a letter run and a period.
 _ABBREV_RE = re.compile(rf'({_L}+)\.')
 _SPACE_RE = re.compile(rf'[{_SPACE}]+')
+# A run of letters that ends at a space or the end of the text.
+_PLAIN_RE = re.compile(r'[A-Za-z]+(?=[ \t]|\Z)')
 # A caption made of letters, spaces, commas and one final period.
 _FAST_RE = re.compile(r'[A-Za-z ,]*[A-Za-z](\.?) *\Z')
 _FAST_UNSAFE_RE = re.compile(r'(?i)cannot|gonna|gotta|lemme|gimme|wanna')
+_ABBREVIATIONS_LOWER = frozenset(
+    w.lower() for w in _ABBREV1 | _ABBREV2 | _ABBREV3)
+# Bytes a simple caption may hold: letters, space, comma, period, newline.
+_SIMPLE_BYTE = np.zeros(256, bool)
+_SIMPLE_BYTE[[ord(c) for c in
+              'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ ,.\n']] = True
 
 
 def _abbrev_class(word: str) -> int:
@@ -193,6 +203,11 @@ class _Scanner:
       space = _SPACE_RE.match(text, pos)
       if space:
         pos = space.end()
+        continue
+      plain = _PLAIN_RE.match(text, pos)
+      if plain and plain.group().lower() not in _ASSIMILATIONS:
+        out.append(plain.group())  # No rule matches more than a bare word.
+        pos = plain.end()
         continue
       best_end, best_kind, best = pos, None, None
       for regex, kind in _RULES:
@@ -327,12 +342,60 @@ def tokenize(text: str) -> list[str]:
   return [t for t in ptb_tokenize(text) if t not in PUNCTUATIONS]
 
 
+def _lines_needing_lexer(
+    joined: str, simple_tokens: list[list[str]]) -> list[int]:
+  """Indices of the lines of `joined` that the simple path gets wrong.
+
+  A line leaves the simple path when it holds a byte other than letters,
+  spaces, commas and periods, a period that does not end it, a final period
+  after a one-letter word or a listed abbreviation, or a word the lexer
+  splits (cannot, gonna, ...). All tests but the last word's run in NumPy over
+  the UTF-8 bytes.
+
+  Args:
+    joined: the captions joined by newlines.
+    simple_tokens: [num_lines] the simple path's tokens of each line.
+
+  Returns:
+    Sorted line indices.
+  """
+  raw = joined.encode('utf-8')
+  data = np.frombuffer(raw, np.uint8)
+  newlines = np.flatnonzero(data == 10)
+  slow = [np.flatnonzero(~_SIMPLE_BYTE[data])]
+  periods = np.flatnonzero(data == 46)
+  if periods.size:
+    nonspace = np.flatnonzero(data != 32)
+    nxt = np.searchsorted(nonspace, periods + 1)
+    after = np.full(periods.shape, 10, np.uint8)
+    inside = nxt < nonspace.size
+    after[inside] = data[nonspace[nxt[inside]]]
+    slow.append(periods[after != 10])
+    final_lines = np.unique(np.searchsorted(newlines, periods[after == 10]))
+  else:
+    final_lines = np.zeros(0, np.int64)
+  lowered = raw.lower()
+  for word in _ASSIMILATIONS:
+    at = lowered.find(word.encode())
+    while at >= 0:
+      slow.append(np.array([at]))
+      at = lowered.find(word.encode(), at + 1)
+  lines = set(np.searchsorted(newlines, np.concatenate(slow)).tolist())
+  for i in final_lines.tolist():
+    words = simple_tokens[i]
+    if words and (len(words[-1]) == 1 or words[-1] in _ABBREVIATIONS_LOWER):
+      lines.add(i)
+  return sorted(lines)
+
+
 def tokenize_batch(texts: Sequence[str]) -> list[list[str]]:
   """Tokenizes captions as the toolkit does when they are one jar input.
 
   The texts are the consecutive lines of one stream, so a caption that ends
   with an abbreviation sees the start of the next one, exactly as in the
-  toolkit's single Java call.
+  toolkit's single Java call. Captions made of letters, spaces, commas and a
+  final period are tokenized together on one joined string; the others go
+  through the lexer.
 
   Args:
     texts: [num_captions] captions, in the toolkit's order.
@@ -340,22 +403,19 @@ def tokenize_batch(texts: Sequence[str]) -> list[list[str]]:
   Returns:
     [num_captions] token lists (see `tokenize`).
   """
-  out = []
-  count = len(texts)
-  for i, text in enumerate(texts):
-    fast = _fast_tokens(text)
-    if fast is not None:
-      out.append(fast)
-      continue
-    following = None
-    if i + 1 < count:
-      following = '\n'.join(t.replace('\n', ' ') for t in texts[i + 1:i + 4])
-    tokens = ptb_tokenize(text, following)
-    out.append([t for t in tokens if t not in PUNCTUATIONS])
+  texts = [text.replace('\n', ' ') for text in texts]
+  if not texts:
+    return []
+  joined = '\n'.join(texts)
+  simple = joined.lower().replace(',', ' ').replace('.', ' ').split('\n')
+  out = [line.split() for line in simple]
+  for i in _lines_needing_lexer(joined, out):
+    following = '\n'.join(texts[i + 1:i + 4]) if i + 1 < len(texts) else None
+    tokens = ptb_tokenize(texts[i], following)
+    out[i] = [t for t in tokens if t not in PUNCTUATIONS]
   return out
 
 
 def to_toolkit_string(tokens: Sequence[str]) -> str:
   """The toolkit's tokenized form of a caption: tokens joined by spaces."""
   return ' '.join(tokens)
-
