@@ -128,8 +128,8 @@ _RULES = [(re.compile(pattern), kind) for pattern, kind in _RULES]
 # Candidate abbreviations: a letter run and a period.
 _ABBREV_RE = re.compile(rf'({_L}+)\.')
 _SPACE_RE = re.compile(rf'[{_SPACE}]+')
-# A run of letters that ends at a space or the end of the text.
-_PLAIN_RE = re.compile(r'[A-Za-z]+(?=[ \t]|\Z)')
+# A run of letters before a space, a comma and a space, or the end.
+_PLAIN_RE = re.compile(r'[A-Za-z]+(?=[ \t]|,[ \t]|,?\Z)')
 # A caption made of letters, spaces, commas and one final period.
 _FAST_RE = re.compile(r'[A-Za-z ,]*[A-Za-z](\.?) *\Z')
 _FAST_UNSAFE_RE = re.compile(r'(?i)cannot|gonna|gotta|lemme|gimme|wanna')
