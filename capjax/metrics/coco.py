@@ -176,7 +176,8 @@ def score_details(references: Mapping[ImageId, Sequence[str]],
   bleu_stats = None
   table = None
   if {'bleu', 'cider', 'rouge'} & set(metrics):
-    table = ngrams.build(cand_tokens, refs)
+    with tokenizer.gc_paused():
+      table = ngrams.build(cand_tokens, refs)
   for metric in metrics:
     if metric == 'bleu':
       result = bleu.from_table(table)

@@ -20,8 +20,10 @@ Like the toolkit, tokens are lower-cased; a fraction or phone number such as
 emits it.
 """
 
+import contextlib
+import gc
 import re
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 
@@ -342,6 +344,23 @@ def tokenize(text: str) -> list[str]:
   return [t for t in ptb_tokenize(text) if t not in PUNCTUATIONS]
 
 
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+  """Pauses the cyclic garbage collector while many small lists are built.
+
+  Building hundreds of thousands of token lists triggers collections that
+  find nothing (lists of strings form no cycles) yet cost a third of the
+  time; the collector's previous state is restored on exit.
+  """
+  was_enabled = gc.isenabled()
+  gc.disable()
+  try:
+    yield
+  finally:
+    if was_enabled:
+      gc.enable()
+
+
 def _lines_needing_lexer(
     joined: str, simple_tokens: list[list[str]]) -> list[int]:
   """Indices of the lines of `joined` that the simple path gets wrong.
@@ -403,6 +422,11 @@ def tokenize_batch(texts: Sequence[str]) -> list[list[str]]:
   Returns:
     [num_captions] token lists (see `tokenize`).
   """
+  with gc_paused():
+    return _tokenize_batch(texts)
+
+
+def _tokenize_batch(texts: Sequence[str]) -> list[list[str]]:
   texts = [text.replace('\n', ' ') for text in texts]
   if not texts:
     return []
