@@ -9,9 +9,10 @@ captions per image:
 R@K is the percentage of queries whose rank is below K (ranks start at 0),
 the median rank is floor(median(rank)) + 1 and the mean rank mean(rank) + 1.
 
-Ties count against the ground truth: an item's rank is the number of other
-items scored at least as high as it, so a constant score matrix ranks every
-ground truth last rather than first.
+Ties count against the ground truth: a rank is the number of wrong items
+(other images, or captions of other images) scored at least as high as the
+ground truth, so a constant score matrix ranks every ground truth last rather
+than first.
 """
 
 from typing import Sequence
@@ -60,7 +61,8 @@ def image_to_text_ranks(scores: np.ndarray, caption_image: np.ndarray
       raise ValueError(f'image {i} has no caption in caption_image.')
     row = scores[i]
     best = row[own].max()
-    ranks[i] = int((row >= best).sum()) - 1
+    # Captions of other images scored at least as high as the best own one.
+    ranks[i] = int((row >= best).sum()) - int((row[own] >= best).sum())
   return ranks
 
 
