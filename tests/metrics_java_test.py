@@ -51,6 +51,11 @@ class UnavailableTest(absltest.TestCase):
     with self.assertRaisesRegex(java.Unavailable, 'Error: boom'):
       meteor.compute(CANDIDATES, REFERENCES, java=fake)
 
+  def test_spice_timeout_stops_the_jar(self):
+    fake = _fake_java(self, 'sleep 30')
+    with self.assertRaisesRegex(java.Unavailable, 'SPICE timed out'):
+      java.run([fake], cwd='/', timeout=1, what='SPICE')
+
   def test_spice_without_corenlp_says_so(self):
     directory = tempfile.mkdtemp()
     self.addCleanup(shutil.rmtree, directory)

@@ -9,6 +9,7 @@ other metrics are still computed.
 import importlib.util
 import os
 import shutil
+import signal
 import subprocess
 
 
@@ -73,6 +74,14 @@ def last_line(text: str | bytes | None) -> str:
   return lines[-1] if lines else ''
 
 
+def kill_group(process: subprocess.Popen) -> None:
+  """Kills a process started with `start_new_session=True` and its children."""
+  try:
+    os.killpg(process.pid, signal.SIGKILL)
+  except (ProcessLookupError, PermissionError):
+    pass
+
+
 def run(command: list[str], *, cwd: str, timeout: float, what: str
         ) -> subprocess.CompletedProcess:
   """Runs a Java command to completion, or raises `Unavailable`.
@@ -87,13 +96,19 @@ def run(command: list[str], *, cwd: str, timeout: float, what: str
     The completed process (exit status 0).
   """
   try:
-    done = subprocess.run(command, cwd=cwd, capture_output=True,
-                          timeout=timeout, check=False)
-  except subprocess.TimeoutExpired as e:
-    raise Unavailable(f'{what} timed out after {timeout:g} s and was '
-                      'stopped.') from e
+    process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, start_new_session=True)
   except OSError as e:
     raise Unavailable(f'{what} could not start: {e}') from e
+  try:
+    stdout, stderr = process.communicate(timeout=timeout)
+  except subprocess.TimeoutExpired as e:
+    kill_group(process)
+    process.communicate()
+    raise Unavailable(f'{what} timed out after {timeout:g} s and was '
+                      'stopped.') from e
+  done = subprocess.CompletedProcess(command, process.returncode, stdout,
+                                     stderr)
   if done.returncode != 0:
     raise Unavailable(f'{what} failed (exit status {done.returncode}): '
                       f'{last_line(done.stderr) or last_line(done.stdout)}')

@@ -60,14 +60,14 @@ def compute(candidates: Sequence[str],
   try:
     process = subprocess.Popen(command, cwd=os.path.dirname(jar_path),
                                stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE)
+                               stderr=subprocess.PIPE, start_new_session=True)
   except OSError as e:
     raise java_lib.Unavailable(f'METEOR could not start: {e}') from e
   timed_out = threading.Event()
 
   def stop():
     timed_out.set()
-    process.kill()
+    java_lib.kill_group(process)
 
   timer = threading.Timer(timeout, stop)
   timer.start()
@@ -113,7 +113,7 @@ def compute(candidates: Sequence[str],
         process.stdin.close()
       except OSError:
         pass
-    process.kill()
+    java_lib.kill_group(process)
     process.wait()
     stderr_reader.join(timeout=5)
   if timed_out.is_set():
