@@ -1,10 +1,445 @@
-"""PTB-style caption tokenizer (first version; COCO parity is its own issue)."""
+"""Pure-Python tokenizer that reproduces the COCO toolkit's PTB tokenization.
 
+The COCO caption toolkit runs the Stanford PTBTokenizer (CoreNLP 3.4.1 jar,
+`-preserveLines -lowerCase`) over all captions of a split, one caption per
+line, and then drops a fixed list of punctuation tokens. This module rebuilds
+the lexer rules that matter for captions (clitics, quotes, brackets, numbers,
+fractions, hyphenated and slashed words, abbreviations and acronyms with their
+sentence-end lookahead) with a longest-match scanner, and takes a fast path
+for the common caption made only of letters, spaces, commas and a final
+period.
+
+The jar lexes the joined lines as one stream, so an abbreviation that ends a
+caption looks ahead into the next caption (`"a t.v."` followed by a caption
+starting with `"A"` yields `t.v. .`). `tokenize_batch` reproduces that by
+treating its texts as consecutive lines; `tokenize` treats its text as a whole
+file.
+
+Like the toolkit, tokens are lower-cased; a fraction or phone number such as
+`25 1/2` is one token holding a no-break space (U+00A0), exactly as the jar
+emits it.
+"""
+
+import contextlib
+import gc
 import re
+from typing import Iterator, Sequence
 
-_TOKEN_RE = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+import numpy as np
+
+# Tokens the toolkit removes after tokenizing (pycocoevalcap PTBTokenizer).
+PUNCTUATIONS = frozenset([
+    "''", "'", '``', '`', '-LRB-', '-RRB-', '-LCB-', '-RCB-', '.', '?', '!',
+    ',', ':', '-', '--', '...', ';',
+])
+NBSP = '\u00a0'
+
+# Abbreviations measured against the 3.4.1 jar. ABBREV1: kept with their
+# period, plus a sentence-final '.' when a space and an upper-case letter, a
+# second space or a tag follows (or the input ends).
+_ABBREV1 = frozenset(
+    'Ala Apr Ariz Ark Assn Aug Az Bancorp Bhd Bldg Blvd Bros Calif Co Colo '
+    'Conn Corp Cos Ct Dak Dec Del Esq Etc Est Ext Feb Fla Fri Ga Ill Inc Ind '
+    'Intl Jan Jr Jul Jun Kan Kans Ky La Ltd Mar Mass Md Mich Minn Miss Mo Mon '
+    'Mont Neb Nev Nov Oct Okla Ore Pa Penn Plc Pte Pty Ptys Rd Rt Sep Sept Seq '
+    'Sq Sr Sys Tel Tenn Tex Thu Thurs Tue Tues Univ Va Vt Wash Wed Wis Wisc '
+    'Wyo Al'.split())
+# Case variants that the jar does not take as ABBREV1 (case-sensitive rules).
+_ABBREV1_EXCLUDED = frozenset(
+    'ark az del ill la mass miss ore pa tex wash PTE PTY PTYS'.split())
+# ABBREV2: titles and company words, always kept with their period.
+_ABBREV2 = frozenset(
+    'Adj Adm Adv Alex Assoc Asst Atty Attys Ave Brig Capt Cf Cie Cmdr Col '
+    'Comdr Cpl Dept Det Dr Drs Elec Ens Ft Gen Gov Govs Hon Insp Invt Jos '
+    'Lieut Lt Maj Messrs Mfg Mlle Mme Mr Mrs Ms Msgr Mt Mtg Natl Pfc Ph Pres '
+    'Prof Profs Pvt Rep Reps Rev Sen Sens Sfc Sgt Spc St Ste Supt Supts Treas '
+    'Vs Wm'.split())
+_ABBREV2_EXCLUDED = frozenset(['MFG', 'MTG'])
+# ABBREV3: kept with their period only before a number.
+_ABBREV3 = frozenset('art ca fig figs no nos op pp prop'.split())
+# After an acronym, one of these words marks a sentence end.
+_SENTENCE_STARTERS = frozenset(
+    'A About According Additionally After An As At But Earlier He Her Here '
+    'However If In It Last Many More Mr. Ms. Now Once One Other Our She Since '
+    'So Some Such That The Their Then There These They This We When While '
+    'What Yet You'.split())
+
+_SPACE = ' \t\n\r\f\v\u00a0\u2028\u2029\u000b'
+_BRACKETS = {
+    '(': '-LRB-', ')': '-RRB-', '[': '-LSB-', ']': '-RSB-', '{': '-LCB-',
+    '}': '-RCB-',
+}
+# Vulgar fractions are lexed apart (as private-use stand-ins, since Python
+# counts them as digits) and spelled out.
+_VULGAR_FRACTIONS = {'\ue000': '1/4', '\ue001': '1/2', '\ue002': '3/4'}
+_ASSIMILATIONS = {
+    'cannot': 3, 'gonna': 2, 'gotta': 2, 'lemme': 2, 'gimme': 2, 'wanna': 2,
+}
+_CHAR_MAP = str.maketrans({
+    '\u2018': "'", '\u2019': "'", '\u201a': "'", '\u201b': "'", '\u2032': "'",
+    '\u201c': '"', '\u201d': '"', '\u201e': '"', '\u201f': '"', '\u2033': '"',
+    '\u00ab': '"', '\u00bb': '"', '\u2013': '--', '\u2014': '--',
+    '\u2015': '--', '\u2026': '...',
+    '\u00bc': '\ue000', '\u00bd': '\ue001', '\u00be': '\ue002',
+})
+
+_L = r'[^\W\d_]'  # a letter
+_A = r'[^\W_]'  # a letter or a digit
+_NUM = r'(?:\d*(?:[.,]\d+)+|\d+(?:[.:,]\d+)*)'
+_CLITIC = r'(?:[msdMSD]|[rR][eE]|[vV][eE]|[lL][lL])'
+# The lexer's token classes (regex, kind); the longest match wins and ties
+# go to the earlier entry, as in JFlex.
+_RULES = [
+    (r'<\/?[A-Za-z!?][^>\r\n]*>', 'keep'),  # SGML tag
+    (r'(?:https?|ftp|mailto):\/\/[^\s<>"]+[^\s<>".,!?;:)\]}\'-]', 'keep'),
+    (r'[A-Za-z0-9][^\s"<>|()\u00a0]*@[^\s"<>|(){}.\u00a0]+'
+     r'(?:\.[^\s"<>|(){}.\u00a0]+)+', 'keep'),  # e-mail
+    (r'(?i:cannot|gonna|gotta|lemme|gimme|wanna)', 'assim'),
+    (r"(?P<tok>'t)(?i:is|was)(?![^\W\d_])", 'keep'),  # 't|is
+    (rf"(?P<tok>{_L}{_A}*)'{_CLITIC}(?![^\W\d_])", 'keep'),  # man|'s
+    (rf"(?P<tok>{_L}*[^\W\d_nN])n't", 'keep'),  # do|n't
+    (rf'{_L}{_A}*(?:[.!?]{_L}{_A}*)*', 'keep'),  # WORD
+    (rf"(?:[dDoOlL]'{_A})?(?:{_A}+|[-+]?{_NUM})"
+     rf"(?:[-_](?:[dDoOlL]'{_A})?(?:{_A}+|{_NUM}))*", 'keep'),  # THING
+    (rf'[A-Z]+(?:&[A-Z]+)+', 'keep'),  # AT&T
+    (rf'{_A}+(?:-{_L}+){{0,2}}(?:\\?\/{_A}+(?:-{_L}+){{0,2}}){{1,2}}',
+     'keep'),  # and/or
+    (rf'{_A}(?:{_A}|[.,])*(?:-(?:{_A}+|{_L}(?:\.{_L})+\.))+', 'keep'),
+    (r'(?:\d{1,4}[- \u00a0])?\d{1,4}\\?\/\d{1,4}', 'frac'),
+    (rf"[-+]?{_NUM}", 'keep'),  # NUMBER
+    (r"n't", 'keep'),
+    (rf"'{_CLITIC}(?![^\W\d_])", 'keep'),
+    # Words the lexer keeps whole despite an apostrophe.
+    (rf"(?i:'n'|'n(?![^\W\d_])|dunkin'|somethin'|ol'|'em|'till?|'cause"
+     rf"|nor'easter|c'mon|e'er|s'mores|ev'ry|li'l|nat'l|o'o)"
+     rf"|[lLdDjJyY]'|[A-HJ-XZn]'{_L}{{2,}}|'[2-9]0s"
+     rf"|{_L}+[aeiouyAEIOUY]'[aeiouA-Z]{_L}*", 'keep'),
+    (rf'{_L}(?:\.{_L})*\.', 'acronym'),
+    (r'\.\.\.+', 'ellipsis'),
+    (r'--+', 'dashes'),
+    (r'[?!]+', 'keep'),
+    (r'"|``|\'\'|`|\'', 'quote'),
+    (r'[#@][A-Za-z_][A-Za-z_0-9]*', 'keep'),
+    (r'[A-Z]*\$|#+|@+|_+|\*+', 'keep'),
+    (rf'{_L}+\.', 'acronym'),
+    (r'&amp;', 'amp'),
+    (r'[()\[\]{}]', 'bracket'),
+    (r'[\ue000-\ue002]', 'vulgar'),
+]
+_RULES = [(re.compile(pattern), kind) for pattern, kind in _RULES]
+# Candidate abbreviations: a letter run and a period.
+_ABBREV_RE = re.compile(rf'({_L}+)\.')
+_SPACE_RE = re.compile(rf'[{_SPACE}]+')
+# A run of letters before a space, a comma and a space, or the end.
+_PLAIN_RE = re.compile(r'[A-Za-z]+(?=[ \t]|,[ \t]|,?\Z)')
+# A caption made of letters, spaces, commas and one final period.
+_FAST_RE = re.compile(r'[A-Za-z ,]*[A-Za-z](\.?) *\Z')
+_FAST_UNSAFE_RE = re.compile(r'(?i)cannot|gonna|gotta|lemme|gimme|wanna')
+_ABBREVIATIONS_LOWER = frozenset(
+    w.lower() for w in _ABBREV1 | _ABBREV2 | _ABBREV3)
+# Bytes a simple caption may hold: letters, space, comma, period, newline.
+_SIMPLE_BYTE = np.zeros(256, bool)
+_SIMPLE_BYTE[[ord(c) for c in
+              'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ ,.\n']] = True
+
+
+def _abbrev_class(word: str) -> int:
+  """0: plain word, 1: ABBREV1, 2: ABBREV2, 3: ABBREV3 (before numbers)."""
+  for form in (word, word.capitalize()):
+    if form in _ABBREV1 and word not in _ABBREV1_EXCLUDED:
+      if word in (form, form.lower(), form.upper()):
+        return 1
+    if form in _ABBREV2 and word not in _ABBREV2_EXCLUDED:
+      if word in (form, form.lower(), form.upper()):
+        return 2
+  lower = word.lower()
+  if lower in _ABBREV3 and word in (lower, word.upper(), word.capitalize()):
+    return 3
+  return 0
+
+
+def _sentence_end_after_abbrev1(rest: str) -> bool:
+  """The jar's SENTEND test on the text that follows an ABBREV1 token."""
+  if len(rest) < 2:
+    return True
+  if rest[0] not in _SPACE:
+    return False
+  nxt = rest[1]
+  return nxt in _SPACE or nxt.isupper() or nxt == '<'
+
+
+def _sentence_starter_follows(rest: str) -> bool:
+  """An acronym is sentence-final when a listed word follows it."""
+  stripped = rest.lstrip(_SPACE)
+  if len(stripped) == len(rest):
+    return False
+  end = len(stripped)
+  for i, char in enumerate(stripped):
+    if char in _SPACE:
+      end = i
+      break
+  else:
+    return False  # The listed word must itself be followed by a space.
+  return stripped[:end] in _SENTENCE_STARTERS
+
+
+class _Scanner:
+  """Longest-match lexer over one text, with lookahead into what follows."""
+
+  def __init__(self, text: str, following: str):
+    self.text = text
+    self.following = following  # Later lines of the stream, '\n'-joined.
+
+  def rest(self, pos: int) -> str:
+    tail = self.text[pos:]
+    if len(tail) < 64 and self.following is not None:
+      tail = tail + '\n' + self.following
+    return tail
+
+  def tokens(self) -> list[str]:
+    text = self.text
+    out = []
+    pos = 0
+    size = len(text)
+    while pos < size:
+      space = _SPACE_RE.match(text, pos)
+      if space:
+        pos = space.end()
+        continue
+      plain = _PLAIN_RE.match(text, pos)
+      if plain and plain.group().lower() not in _ASSIMILATIONS:
+        out.append(plain.group())  # No rule matches more than a bare word.
+        pos = plain.end()
+        continue
+      best_end, best_kind, best = pos, None, None
+      for regex, kind in _RULES:
+        match = regex.match(text, pos)
+        if match and match.end() > best_end:
+          best_end, best_kind, best = match.end(), kind, match
+      if best_kind is None:
+        out.append(text[pos])  # An unknown symbol is a token of its own.
+        pos += 1
+        continue
+      if 'tok' in best.re.groupindex and best.group('tok') is not None:
+        best_end = best.end('tok')  # Trailing context is lexed again.
+      pos = self.emit(out, pos, best_end, best_kind)
+    return out
+
+  def emit(self, out: list[str], start: int, end: int, kind: str) -> int:
+    """Appends the tokens of text[start:end]; returns where to go on."""
+    text = self.text
+    piece = text[start:end]
+    if kind == 'keep':
+      out.append(piece)
+    elif kind == 'assim':
+      cut = end - _ASSIMILATIONS[piece.lower()]
+      out.append(text[start:cut])  # can|not, gon|na: the rest comes next.
+      return cut
+    elif kind == 'acronym':
+      return self.acronym(out, start, end, piece)
+    elif kind == 'frac':
+      out.append(piece.replace(' ', NBSP))
+    elif kind == 'ellipsis':
+      out.append('...')
+    elif kind == 'dashes':
+      out.append('--')
+    elif kind == 'quote':
+      out.append("''")  # Direction is irrelevant: all quotes are dropped.
+    elif kind == 'amp':
+      out.append('&')
+    elif kind == 'bracket':
+      out.append(_BRACKETS[piece])
+    elif kind == 'vulgar':
+      out.append(_VULGAR_FRACTIONS[piece])
+    return end
+
+  def acronym(self, out: list[str], start: int, end: int, piece: str) -> int:
+    """Abbreviations and acronyms ending in a period, with their lookahead."""
+    word = piece[:-1]
+    rest = self.rest(end)
+    if rest[:1] in (',', ';', ':'):
+      out.append(piece)  # A word keeps its period before , ; or :.
+      return end
+    if '.' not in word:
+      kind = _abbrev_class(word)
+      if kind == 1:
+        out.append(piece)
+        if _sentence_end_after_abbrev1(rest):
+          out.append('.')
+        return end
+      if kind == 2:
+        out.append(piece)
+        return end
+      if kind == 3:
+        if re.match(rf'[{_SPACE}]?\d', rest):
+          out.append(piece)
+          return end
+      if len(word) > 1:
+        out.append(word)  # A plain word and its full stop.
+        return end - 1
+    if _sentence_starter_follows(rest):
+      if len(word) == 1:
+        out.append(word)
+        return end - 1
+      out.append(piece)
+      out.append('.')
+      return end
+    out.append(piece)
+    return end
+
+
+def _fast_tokens(text: str) -> list[str] | None:
+  """Tokens of a caption of letters, commas and a final period, else None."""
+  match = _FAST_RE.match(text)
+  if match is None:
+    return None
+  if match.group(1):
+    last = text.rstrip(' ')[:-1].rsplit(' ', 1)[-1].rsplit(',', 1)[-1]
+    if len(last) == 1 or _abbrev_class(last):
+      return None
+  if _FAST_UNSAFE_RE.search(text):
+    return None
+  return text.replace(',', ' ').replace('.', ' ').lower().split()
+
+
+def _prepare(text: str) -> str:
+  if text.isascii():
+    return text
+  return text.translate(_CHAR_MAP)
+
+
+def ptb_tokenize(text: str, following: str | None = None) -> list[str]:
+  """PTB tokens of `text`, lower-cased, punctuation kept.
+
+  Args:
+    text: one caption (one line of the jar's input).
+    following: the text of the lines after it in the same stream, if any;
+      only an abbreviation that ends `text` looks at it.
+
+  Returns:
+    The tokens, as the jar prints them with `-lowerCase`.
+  """
+  text = _prepare(text.replace('\n', ' '))
+  if following is not None:
+    following = _prepare(following)
+  tokens = _Scanner(text, following).tokens()
+  return [token.lower() for token in tokens]
 
 
 def tokenize(text: str) -> list[str]:
-  """Lower-cases `text` and returns its word tokens, punctuation dropped."""
-  return _TOKEN_RE.findall(text.lower())
+  """Tokenizes one caption exactly as the COCO toolkit does.
+
+  PTB tokenization (lower-cased), then the toolkit's punctuation tokens are
+  removed. The text is taken as a whole input (nothing follows it).
+
+  Args:
+    text: a caption.
+
+  Returns:
+    Its tokens, e.g. `"A man's hat."` -> `['a', 'man', "'s", 'hat']`.
+  """
+  fast = _fast_tokens(text)
+  if fast is not None:
+    return fast
+  return [t for t in ptb_tokenize(text) if t not in PUNCTUATIONS]
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+  """Pauses the cyclic garbage collector while many small lists are built.
+
+  Building hundreds of thousands of token lists triggers collections that
+  find nothing (lists of strings form no cycles) yet cost a third of the
+  time; the collector's previous state is restored on exit.
+  """
+  was_enabled = gc.isenabled()
+  gc.disable()
+  try:
+    yield
+  finally:
+    if was_enabled:
+      gc.enable()
+
+
+def _lines_needing_lexer(
+    joined: str, simple_tokens: list[list[str]]) -> list[int]:
+  """Indices of the lines of `joined` that the simple path gets wrong.
+
+  A line leaves the simple path when it holds a byte other than letters,
+  spaces, commas and periods, a period that does not end it, a final period
+  after a one-letter word or a listed abbreviation, or a word the lexer
+  splits (cannot, gonna, ...). All tests but the last word's run in NumPy over
+  the UTF-8 bytes.
+
+  Args:
+    joined: the captions joined by newlines.
+    simple_tokens: [num_lines] the simple path's tokens of each line.
+
+  Returns:
+    Sorted line indices.
+  """
+  raw = joined.encode('utf-8')
+  data = np.frombuffer(raw, np.uint8)
+  newlines = np.flatnonzero(data == 10)
+  slow = [np.flatnonzero(~_SIMPLE_BYTE[data])]
+  periods = np.flatnonzero(data == 46)
+  if periods.size:
+    nonspace = np.flatnonzero(data != 32)
+    nxt = np.searchsorted(nonspace, periods + 1)
+    after = np.full(periods.shape, 10, np.uint8)
+    inside = nxt < nonspace.size
+    after[inside] = data[nonspace[nxt[inside]]]
+    slow.append(periods[after != 10])
+    final_lines = np.unique(np.searchsorted(newlines, periods[after == 10]))
+  else:
+    final_lines = np.zeros(0, np.int64)
+  lowered = raw.lower()
+  for word in _ASSIMILATIONS:
+    at = lowered.find(word.encode())
+    while at >= 0:
+      slow.append(np.array([at]))
+      at = lowered.find(word.encode(), at + 1)
+  lines = set(np.searchsorted(newlines, np.concatenate(slow)).tolist())
+  for i in final_lines.tolist():
+    words = simple_tokens[i]
+    if words and (len(words[-1]) == 1 or words[-1] in _ABBREVIATIONS_LOWER):
+      lines.add(i)
+  return sorted(lines)
+
+
+def tokenize_batch(texts: Sequence[str]) -> list[list[str]]:
+  """Tokenizes captions as the toolkit does when they are one jar input.
+
+  The texts are the consecutive lines of one stream, so a caption that ends
+  with an abbreviation sees the start of the next one, exactly as in the
+  toolkit's single Java call. Captions made of letters, spaces, commas and a
+  final period are tokenized together on one joined string; the others go
+  through the lexer.
+
+  Args:
+    texts: [num_captions] captions, in the toolkit's order.
+
+  Returns:
+    [num_captions] token lists (see `tokenize`).
+  """
+  with gc_paused():
+    return _tokenize_batch(texts)
+
+
+def _tokenize_batch(texts: Sequence[str]) -> list[list[str]]:
+  texts = [text.replace('\n', ' ') for text in texts]
+  if not texts:
+    return []
+  joined = '\n'.join(texts)
+  simple = joined.lower().replace(',', ' ').replace('.', ' ').split('\n')
+  out = [line.split() for line in simple]
+  for i in _lines_needing_lexer(joined, out):
+    following = '\n'.join(texts[i + 1:i + 4]) if i + 1 < len(texts) else None
+    tokens = ptb_tokenize(texts[i], following)
+    out[i] = [t for t in tokens if t not in PUNCTUATIONS]
+  return out
+
+
+def to_toolkit_string(tokens: Sequence[str]) -> str:
+  """The toolkit's tokenized form of a caption: tokens joined by spaces."""
+  return ' '.join(tokens)

@@ -1,0 +1,65 @@
+"""A reusable timer: median, min and max of repeated calls after warm-up.
+
+Results that are JAX arrays (or trees holding them) are waited for with
+`jax.block_until_ready`, so asynchronous dispatch is not mistaken for speed.
+The first call's time is kept apart: for a jitted function it includes
+compilation.
+"""
+
+import dataclasses
+import statistics
+import time
+from typing import Any, Callable
+
+import jax
+
+
+@dataclasses.dataclass(frozen=True)
+class Timing:
+  """Seconds of one function, measured `repeats` times after warm-up."""
+  first_seconds: float  # the first call (compilation included, if any)
+  median_seconds: float
+  min_seconds: float
+  max_seconds: float
+  repeats: int
+  warmup: int
+
+  def as_dict(self, prefix: str = '') -> dict[str, float | int]:
+    return {f'{prefix}{k}': v for k, v in dataclasses.asdict(self).items()}
+
+
+def _wait(result: Any) -> Any:
+  leaves = jax.tree.leaves(result)
+  if any(isinstance(leaf, jax.Array) for leaf in leaves):
+    jax.block_until_ready(result)
+  return result
+
+
+def time_fn(fn: Callable[[], Any], repeats: int = 5, warmup: int = 1
+            ) -> tuple[Timing, Any]:
+  """Times `fn()`; returns the timing and the last result.
+
+  Args:
+    fn: a function of no arguments.
+    repeats: timed calls after the warm-up (at least 1).
+    warmup: untimed calls first; the first of all calls is timed apart as
+      `first_seconds` (when `warmup` is 0 it also counts as a repeat).
+
+  Returns:
+    (Timing, the result of the last call).
+  """
+  if repeats < 1:
+    raise ValueError(f'repeats must be at least 1, got {repeats}.')
+  start = time.perf_counter()
+  result = _wait(fn())
+  first = time.perf_counter() - start
+  times = [] if warmup else [first]
+  for _ in range(max(warmup - 1, 0)):
+    result = _wait(fn())
+  while len(times) < repeats:
+    start = time.perf_counter()
+    result = _wait(fn())
+    times.append(time.perf_counter() - start)
+  return Timing(first_seconds=first, median_seconds=statistics.median(times),
+                min_seconds=min(times), max_seconds=max(times),
+                repeats=repeats, warmup=warmup), result

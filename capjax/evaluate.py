@@ -1,0 +1,59 @@
+r"""Scores a COCO results file: `python -m capjax.evaluate`.
+
+  python -m capjax.evaluate \
+    --references=../shared/data/coco_val2014_captions/captions_val2014_fakecap_subset_reconstructed.json \
+    --results=../shared/data/coco_val2014_captions/captions_val2014_fakecap_results.json \
+    --metrics=bleu,meteor,rouge,cider --json=/tmp/scores.json
+
+Prints a table of the COCO toolkit's metrics and writes them as JSON with the
+toolkit's key names. All logic lives in `capjax.metrics.coco`.
+"""
+
+import sys
+
+from absl import app
+from absl import flags
+
+from capjax.metrics import coco
+
+_REFERENCES = flags.DEFINE_string(
+    'references', None, 'COCO caption annotation file (the references).')
+_RESULTS = flags.DEFINE_string(
+    'results', None, 'COCO results file: [{"image_id", "caption"}, ...].')
+_METRICS = flags.DEFINE_list(
+    'metrics', list(coco.DEFAULT_METRICS),
+    f'Comma-separated metrics among {",".join(coco.ALL_METRICS)}.')
+_JSON = flags.DEFINE_string('json', None, 'Where to write the scores as JSON.')
+_METEOR_JAR = flags.DEFINE_string(
+    'meteor_jar', None, 'meteor-1.5.jar (default: the one in pycocoevalcap).')
+_SPICE_JAR = flags.DEFINE_string(
+    'spice_jar', None, 'spice-1.0.jar (default: the one in pycocoevalcap).')
+_JAVA = flags.DEFINE_string('java', 'java', 'Java executable for METEOR/SPICE.')
+_TIMEOUT = flags.DEFINE_float(
+    'java_timeout', None, 'Seconds allowed to each Java metric.')
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'Unexpected arguments: {" ".join(argv[1:])}')
+  if not _REFERENCES.value or not _RESULTS.value:
+    raise app.UsageError('Give both --references=ANNOTATIONS.json and '
+                         '--results=RESULTS.json.')
+  try:
+    references = coco.load_references(_REFERENCES.value)
+    results = coco.load_results(_RESULTS.value)
+    report = coco.score_details(
+        references, results, _METRICS.value, meteor_jar=_METEOR_JAR.value,
+        spice_jar=_SPICE_JAR.value, java=_JAVA.value,
+        timeout=_TIMEOUT.value)
+  except (OSError, ValueError) as e:
+    print(f'error: {e}', file=sys.stderr)
+    return 1
+  print(coco.format_table(report))
+  if _JSON.value:
+    coco.write_json(coco.report_json(report), _JSON.value)
+  return 0
+
+
+if __name__ == '__main__':
+  app.run(main)
