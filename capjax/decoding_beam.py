@@ -473,11 +473,11 @@ def _beam_search_impl(
       logits.shape[-1], bos_id=s.bos_id, eos_id=s.eos_id, pad_id=s.pad_id
     )
     lse = jax.nn.logsumexp(logits, axis=-1)
+    word_bans, eos_bans = decoding_constraints.bans(
+      s.constraints, state.live_seqs, step, logits.shape[-1], s.eos_id
+    )
     # Every live beam offers its EOS extension to the finished pool.
     eos_logp = state.live_logp + logits[..., s.eos_id] - lse
-    eos_bans = decoding_constraints.eos_bans(
-      s.constraints, state.live_seqs, step
-    )
     if eos_bans is not None:
       eos_logp = jnp.where(eos_bans, NEG_INF, eos_logp)
     eos_seqs = lax.dynamic_update_index_in_dim(
@@ -488,9 +488,6 @@ def _beam_search_impl(
       state.fin_scores,
       eos_seqs,
       eos_logp / normalizer(step + 1),
-    )
-    word_bans = decoding_constraints.word_bans(
-      s.constraints, state.live_seqs, step, logits.shape[-1]
     )
     live_logp, parent, token = _select_live(
       logits, lse, state.live_logp, word_bans, diversity, s

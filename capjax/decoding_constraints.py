@@ -12,7 +12,8 @@ UNK_ID = 3
 class Constraints:
   """Which rules restrict the next token; every rule is off by default.
 
-  A ban sets a token's logit to -inf before the decoder chooses: beam search
+  A ban sets a token's logit to -inf before the decoder chooses (see `bans`
+  for the one exception, a hypothesis with no token left): beam search
   and greedy mask the model's log-probabilities (the scores stay the model's
   own log-probabilities, not renormalised), sampling masks the logits before
   its softmax (the draw is renormalised over the allowed tokens). Hashable, so
@@ -75,13 +76,18 @@ class Constraints:
       raise ValueError(f'Constraints.min_len must be >= 0, got {self.min_len}.')
 
 
-def word_bans(
+def bans(
   constraints: Constraints,
   seqs: jax.Array,
   step: jax.Array,
   vocab_size: int,
-) -> jax.Array | None:
-  """Which next words are banned for each hypothesis (EOS is never banned).
+  eos_id: int,
+) -> tuple[jax.Array | None, jax.Array | None]:
+  """Which next tokens the rules ban, for each hypothesis.
+
+  When the rules ban every word of a hypothesis and EOS too, EOS is allowed
+  after all: the caption ends rather than break a word rule (no decoder is
+  ever left without a token).
 
   Args:
     constraints: the rules.
@@ -89,11 +95,31 @@ def word_bans(
       positions before `step` are read.
     step: [] int32, the number of tokens emitted so far.
     vocab_size: V.
+    eos_id: the end token.
 
   Returns:
-    [batch, beam, vocab] bool, True where the token is banned, or None when no
-    rule can ban a word.
+    word_bans: [batch, beam, vocab] bool, True where a word is banned (never
+      at EOS), or None when no rule bans words.
+    eos_bans: [batch, beam] bool, True where EOS is banned, or None when no
+      rule bans EOS.
   """
+  words = _word_bans(constraints, seqs, step, vocab_size)
+  is_eos = jnp.arange(vocab_size) == eos_id
+  if words is not None:
+    words &= ~is_eos
+  eos = _eos_bans(constraints, seqs, step)
+  if words is not None and eos is not None:
+    eos &= ~jnp.all(words | is_eos, axis=-1)
+  return words, eos
+
+
+def _word_bans(
+  constraints: Constraints,
+  seqs: jax.Array,
+  step: jax.Array,
+  vocab_size: int,
+) -> jax.Array | None:
+  """[batch, beam, vocab] bool: the words the rules ban, or None."""
   if not constraints.bans_words:
     return None
   batch, beam, max_len = seqs.shape
@@ -125,20 +151,10 @@ def word_bans(
   return banned
 
 
-def eos_bans(
+def _eos_bans(
   constraints: Constraints, seqs: jax.Array, step: jax.Array
 ) -> jax.Array | None:
-  """Whether EOS is banned for each hypothesis.
-
-  Args:
-    constraints: the rules.
-    seqs: [batch, beam, max_len] int32, tokens emitted so far (no BOS).
-    step: [] int32, the number of tokens emitted so far.
-
-  Returns:
-    [batch, beam] bool, True where EOS is banned, or None when no rule can ban
-    EOS.
-  """
+  """[batch, beam] bool: where the rules ban EOS, or None."""
   if not constraints.bans_eos:
     return None
   banned = jnp.broadcast_to(step < constraints.min_len, seqs.shape[:2])

@@ -15,17 +15,19 @@ NEG_INF = decoding_step.NEG_INF
 
 @dataclasses.dataclass(frozen=True)
 class SampleSettings:
-  """Static settings of `sample` (hashable: one compilation each)."""
+  """Static settings of `sample` (hashable: one compilation each).
+
+  The temperature and the length penalty are traced arguments instead, so
+  other values do not recompile.
+  """
 
   num_samples: int
   max_len: int
-  temperature: float = 1.0
   top_k: int = 0
   top_p: float = 1.0
   bos_id: int = decoding_step.BOS_ID
   eos_id: int = decoding_step.EOS_ID
   pad_id: int = decoding_step.PAD_ID
-  length_penalty: float = 0.0
   length_norm: str = 'gnmt'
   constraints: decoding_constraints.Constraints = (
     decoding_constraints.Constraints()
@@ -37,11 +39,6 @@ class SampleSettings:
       raise ValueError(f'num_samples must be >= 1, got {self.num_samples}.')
     if self.max_len < 1:
       raise ValueError(f'max_len must be >= 1, got {self.max_len}.')
-    if not self.temperature > 0:
-      raise ValueError(
-        f'temperature must be > 0, got {self.temperature} (use greedy for '
-        'the most probable caption).'
-      )
     if self.top_k < 0:
       raise ValueError(f'top_k must be >= 0 (0: off), got {self.top_k}.')
     if not 0 < self.top_p <= 1:
@@ -114,19 +111,27 @@ def sample(
   settings = SampleSettings(
     num_samples=num_samples,
     max_len=max_len,
-    temperature=float(temperature),
     top_k=top_k,
     top_p=float(top_p),
     bos_id=bos_id,
     eos_id=eos_id,
     pad_id=pad_id,
-    length_penalty=float(length_penalty),
     length_norm=length_norm,
     constraints=constraints or decoding_constraints.Constraints(),
   )
   settings.validate()
+  if isinstance(temperature, (int, float)) and not temperature > 0:
+    raise ValueError(
+      f'temperature must be > 0, got {temperature} (greedy gives the most '
+      'probable caption).'
+    )
   return _sample_jit(
-    decoding_step.as_partial(step_fn), init_carry, rng, settings
+    decoding_step.as_partial(step_fn),
+    init_carry,
+    rng,
+    jnp.asarray(temperature, jnp.float32),
+    jnp.asarray(length_penalty, jnp.float32),
+    settings,
   )
 
 
@@ -163,6 +168,8 @@ def _sample_impl(
   step_fn: decoding_step.StepFn,
   init_carry: decoding_step.Carry,
   rng: jax.Array,
+  temperature: jax.Array,
+  length_penalty: jax.Array,
   settings: SampleSettings,
 ) -> tuple[jax.Array, jax.Array]:
   """The traced body of `sample`; see there."""
@@ -190,16 +197,15 @@ def _sample_impl(
       vocab, bos_id=s.bos_id, eos_id=s.eos_id, pad_id=s.pad_id
     )
     allowed = logits
-    word_bans = decoding_constraints.word_bans(
-      s.constraints, state.seqs, step, vocab
+    word_bans, eos_bans = decoding_constraints.bans(
+      s.constraints, state.seqs, step, vocab, s.eos_id
     )
     if word_bans is not None:
       allowed = jnp.where(word_bans, NEG_INF, allowed)
-    eos_bans = decoding_constraints.eos_bans(s.constraints, state.seqs, step)
     if eos_bans is not None:
       is_eos = jnp.arange(vocab) == s.eos_id
       allowed = jnp.where(is_eos & eos_bans[..., None], NEG_INF, allowed)
-    allowed = filter_logits(allowed / s.temperature, s.top_k, s.top_p)
+    allowed = filter_logits(allowed / temperature, s.top_k, s.top_p)
     drawn = jax.random.categorical(jax.random.fold_in(rng, step), allowed)
     drawn = drawn.astype(jnp.int32)
     logp = jnp.take_along_axis(logits, drawn[..., None], axis=-1)[..., 0]
@@ -217,7 +223,7 @@ def _sample_impl(
 
   state = lax.while_loop(cond, body, state)
   normalizer = decoding_step.length_normalizer(
-    state.length, s.length_penalty, s.length_norm
+    state.length, length_penalty, s.length_norm
   )
   return state.seqs, state.logp / normalizer
 

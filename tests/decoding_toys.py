@@ -48,7 +48,12 @@ def _table_step(table, tokens, carry):
 
 
 def table_model(
-  seed: int, batch: int, length: int, vocab: int, eos_bias: float = 0.0
+  seed: int,
+  batch: int,
+  length: int,
+  vocab: int,
+  eos_bias: float = 0.0,
+  bigram_bias: np.ndarray | None = None,
 ) -> ToyModel:
   """A random bigram-and-position table per image.
 
@@ -58,12 +63,15 @@ def table_model(
     length: positions in the table (>= max_len of the search).
     vocab: V.
     eos_bias: added to the EOS logit (larger: captions end sooner).
+    bigram_bias: [vocab, vocab] added to the logits of (previous, next).
 
   Returns:
     The model: its carry is a position counter [batch].
   """
   table = np.random.default_rng(seed).normal(size=(batch, length, vocab, vocab))
   table[..., EOS] += eos_bias
+  if bigram_bias is not None:
+    table += bigram_bias
   table = table.astype(np.float32)
 
   def next_logp(row, prefix):
@@ -189,9 +197,19 @@ def word_allowed(
 
 
 def eos_allowed(
-  constraints: decoding_constraints.Constraints, prefix: tuple[int, ...]
+  constraints: decoding_constraints.Constraints,
+  prefix: tuple[int, ...],
+  vocab: int,
 ) -> bool:
-  """Whether the rules allow EOS after `prefix`, plainly."""
+  """Whether the rules allow EOS after `prefix`, plainly.
+
+  EOS is allowed when the rules allow no word at all.
+  """
+  stuck = not any(
+    word_allowed(constraints, prefix, v) for v in range(vocab) if v != EOS
+  )
+  if stuck:
+    return True
   if len(prefix) < constraints.min_len:
     return False
   return not (prefix and prefix[-1] in constraints.no_end_after)
@@ -264,7 +282,7 @@ def reference_beam_search(
       candidates = []
       for prefix, total in live[g]:
         logp = next_logp(row, prefix)
-        if eos_allowed(rules, prefix):
+        if eos_allowed(rules, prefix, vocab):
           offer(g, prefix + (EOS,), (total + logp[EOS]) / norm(t + 1), offered)
         for v in range(vocab):
           if v != EOS and word_allowed(rules, prefix, v):
