@@ -1,0 +1,80 @@
+"""Every decoder over a model's step function, chosen by name: greedy, beam...
+
+The decoders live in `decoding_beam` (greedy, beam and diverse beam search)
+and `decoding_sampling`; this module names them for configs and callers:
+
+  sequences, scores = decoding.decode(
+      step_fn, init_carry, method='beam', beam_size=3, max_len=20)
+
+Each runs one `lax.while_loop` over a model-free `decoding_step.StepFn`: no
+host round trip per step, one compilation per (batch, beam, max_len,
+settings). The hypotheses of image b stay in row b of every array and are
+reordered only along the beam axis, so a step function may close over
+per-image context `[batch, ...]` and broadcast it against its
+`[batch, beam, ...]` carry.
+"""
+
+from typing import Any
+
+import jax
+
+from capjax import decoding_beam
+from capjax import decoding_constraints
+from capjax import decoding_sampling
+from capjax import decoding_step
+
+METHODS = ('greedy', 'beam', 'sample', 'diverse_beam')
+
+StepFn = decoding_step.StepFn
+Constraints = decoding_constraints.Constraints
+greedy = decoding_beam.greedy
+beam_search = decoding_beam.beam_search
+diverse_beam_search = decoding_beam.diverse_beam_search
+sample = decoding_sampling.sample
+length_normalizer = decoding_step.length_normalizer
+
+
+def decode(
+  step_fn: decoding_step.StepFn,
+  init_carry: decoding_step.Carry,
+  *,
+  method: str,
+  rng: jax.Array | None = None,
+  **settings: Any,
+) -> tuple[jax.Array, jax.Array]:
+  """Runs the decoder named `method`, so a config can choose it by name.
+
+  Args:
+    step_fn: the model's `StepFn`.
+    init_carry: pytree of leaves [batch, ...], the state at BOS.
+    method: 'greedy', 'beam', 'sample' or 'diverse_beam'.
+    rng: a `jax.random.key`; required by 'sample', refused by the others.
+    **settings: keyword settings of that decoder (`greedy`, `beam_search`,
+      `sample`, `diverse_beam_search`): max_len, beam_size, temperature...
+      A `constraints` mapping is turned into `Constraints`.
+
+  Returns:
+    sequences: [batch, N, max_len] int32, scores: [batch, N] float32, where
+    N is 1 (greedy), num_return (default beam_size) or num_samples.
+  """
+  if method not in METHODS:
+    raise ValueError(f'decode method must be one of {METHODS}, got {method!r}.')
+  if (rng is None) == (method == 'sample'):
+    raise ValueError(
+      f"decode(method={method!r}): pass rng exactly when method='sample'."
+    )
+  constraints = settings.get('constraints')
+  if constraints is not None and not isinstance(constraints, Constraints):
+    settings['constraints'] = Constraints(**dict(constraints))
+  try:
+    if method == 'greedy':
+      return greedy(step_fn, init_carry, **settings)
+    if method == 'beam':
+      return beam_search(step_fn, init_carry, **settings)
+    if method == 'diverse_beam':
+      return diverse_beam_search(step_fn, init_carry, **settings)
+    return sample(step_fn, init_carry, rng, **settings)
+  except TypeError as error:
+    if 'keyword argument' not in str(error):
+      raise
+    raise TypeError(f'decode(method={method!r}): {error}') from error
