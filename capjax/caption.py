@@ -85,8 +85,9 @@ def caption_files(
     config.eval.beam_size = beam_size
   model = captioning.create(config, len(vocab))
   images = np.stack([read_image(p, config.dataset.image_size) for p in paths])
-  decode = jax.jit(lambda p, x, r: evaluation.decode_images(config, model, p,
-                                                            x, r))
+  decode = jax.jit(
+      lambda p, x, r: evaluation.decode_images(config, vocab, model, p, x, r)
+  )
   captions = []
   rng = jax.random.key(config.seed + 1)
   for start in range(0, len(images), batch_size):

@@ -75,7 +75,17 @@ def base_config() -> ml_collections.ConfigDict:
   c.eval.beam_size = 3  # beam width for beam / diverse_beam
   c.eval.num_groups = 1  # diverse_beam groups
   c.eval.diversity_penalty = 0.5  # diverse_beam penalty
-  c.eval.length_penalty = 0.0  # GNMT alpha (0 = sum of log-probs)
+  c.eval.length_penalty = 0.0  # alpha of the length normaliser (0 = sum of log-probs)
+  c.eval.length_norm = 'gnmt'  # gnmt: ((5 + len) / 6)^alpha | power: len^alpha
+  c.eval.temperature = 1.0  # sample: softmax temperature
+  c.eval.top_k = 0  # sample: keep the k most probable words (0 = all)
+  c.eval.top_p = 1.0  # sample: nucleus mass (1 = all)
+  c.eval.suppress_unk = False  # never emit UNK
+  c.eval.no_repeat = False  # never emit the word just emitted
+  c.eval.block_trigrams = False  # never repeat a trigram
+  c.eval.no_end_after = ()  # words a caption may not end on, e.g. ('a', 'the')
+  c.eval.min_len = 0  # fewest words before EOS
+  c.eval.metrics = ('bleu', 'rouge', 'cider')  # add 'meteor' / 'spice' (Java)
   c.eval.max_decode_len = 0  # 0 = dataset.max_len
   c.eval.gallery_size = 16  # images in the gallery
   c.eval.max_examples = 0  # evaluate only the first N images (0 = all)

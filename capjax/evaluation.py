@@ -47,37 +47,63 @@ def decode_len(config: ml_collections.ConfigDict) -> int:
   return config.eval.max_decode_len or config.dataset.max_len
 
 
+def decode_settings(config: ml_collections.ConfigDict, vocab: vocab_lib.Vocab):
+  """The decoder named by `config.eval.decode` and its keyword settings.
+
+  Returns:
+    `(method, settings)` for `decoding.decode`.
+  """
+  e = config.eval
+  constraints = decoding.Constraints(
+      suppress_unk=e.suppress_unk,
+      no_repeat=e.no_repeat,
+      block_trigrams=e.block_trigrams,
+      no_end_after=tuple(vocab.word_id(w) for w in e.no_end_after),
+      min_len=e.min_len,
+  )
+  settings = dict(max_len=decode_len(config), constraints=constraints,
+                  length_penalty=e.length_penalty, length_norm=e.length_norm)
+  if e.decode == 'beam':
+    settings.update(beam_size=e.beam_size)
+  elif e.decode == 'diverse_beam':
+    settings.update(beam_size=e.beam_size, num_groups=e.num_groups,
+                    diversity=e.diversity_penalty)
+  elif e.decode == 'sample':
+    settings.update(temperature=e.temperature, top_k=e.top_k, top_p=e.top_p)
+  elif e.decode != 'greedy':
+    raise ValueError(
+        f'Unknown config.eval.decode {e.decode!r}: choose one of '
+        f'{decoding.METHODS}.'
+    )
+  return e.decode, settings
+
+
 def decode_images(
     config: ml_collections.ConfigDict,
+    vocab: vocab_lib.Vocab,
     model: captioning.Captioner,
     params,
     images: jax.Array,
-    rng: jax.Array | None = None,
+    rng: jax.Array,
 ) -> jax.Array:
   """Captions a batch of images with the configured decoder.
 
   Args:
     config: the experiment config (its `eval` section picks the decoder).
+    vocab: the vocabulary (for word-based constraints).
     model: the captioner.
     params: its parameters.
     images: [batch, ...] images.
-    rng: key for sampling decoders.
+    rng: key for the sampling decoder (unused by the others).
 
   Returns:
     [batch, max_len] int32 token ids of the best caption, PAD after EOS.
   """
+  method, settings = decode_settings(config, vocab)
   step_fn, init_carry = model.decoder_fns(params, images)
-  e = config.eval
   sequences, _ = decoding.decode(
-      step_fn,
-      init_carry,
-      method=e.decode,
-      max_len=decode_len(config),
-      beam_size=e.beam_size,
-      num_groups=e.num_groups,
-      diversity_penalty=e.diversity_penalty,
-      length_penalty=e.length_penalty,
-      rng=rng,
+      step_fn, init_carry, method=method,
+      rng=rng if method == 'sample' else None, **settings,
   )
   return sequences[:, 0]
 
@@ -133,13 +159,13 @@ def dataset_metrics(dataset: str, source, results: dict[int, str]) -> dict:
 class _Compiled:
   """The jitted functions of one evaluation, sharded over the mesh."""
 
-  def __init__(self, config, model, mesh):
+  def __init__(self, config, vocab, model, mesh):
     from capjax import train  # pylint: disable=g-import-not-at-top
 
     replicated = parallel.replicated_sharding(mesh)
     sharded = parallel.data_sharding(mesh)
     self.decode = jax.jit(
-        functools.partial(decode_images, config, model),
+        functools.partial(decode_images, config, vocab, model),
         in_shardings=(replicated, sharded, replicated),
         out_shardings=sharded,
     )
@@ -182,7 +208,7 @@ def evaluate_split(
   e = config.eval
   parallel.check_batch_size(e.batch_size, mesh.size, 'config.eval.batch_size')
   source = open_split(config, split)
-  compiled = _Compiled(config, model, mesh)
+  compiled = _Compiled(config, vocab, model, mesh)
   params = parallel.replicate(params, mesh)
   rng = jax.random.key(config.seed + 1)
   results: dict[int, str] = {}
@@ -230,9 +256,9 @@ def evaluate_split(
   refs = pipeline.references(source)
   refs = {image_id: refs[image_id] for image_id in results}
   metrics = coco.score(refs, results, metrics=tuple(e.metrics))
-  metrics['perplexity'] = perplexity_lib.perplexity(
-      totals['nll_sum'], totals['tokens']
-  )
+  metrics['perplexity'] = float(perplexity_lib.corpus_perplexity(
+      -totals['nll_sum'], totals['tokens']
+  ))
   metrics.update(dataset_metrics(config.dataset.name, source, results))
   metrics['num_images'] = float(len(results))
   logging.info(
