@@ -1,4 +1,12 @@
-r"""Scores a COCO results file: `python -m capjax.evaluate`.
+r"""Evaluates a trained workdir, or scores a COCO results file.
+
+Re-run a workdir's evaluation from its latest checkpoint (decode the split,
+score it, write `<workdir>/eval/<split>_{captions,metrics}.json` and the
+gallery):
+
+  python -m capjax.evaluate --workdir=runs/shapes --split=test [--beam_size=3]
+
+Score a results file against COCO-format references:
 
   python -m capjax.evaluate \
     --references=../shared/data/coco_val2014_captions/captions_val2014_fakecap_subset_reconstructed.json \
@@ -6,7 +14,8 @@ r"""Scores a COCO results file: `python -m capjax.evaluate`.
     --metrics=bleu,meteor,rouge,cider --json=/tmp/scores.json
 
 Prints a table of the COCO toolkit's metrics and writes them as JSON with the
-toolkit's key names. All logic lives in `capjax.metrics.coco`.
+toolkit's key names. The logic lives in `capjax.metrics.coco` and
+`capjax.evaluation`.
 """
 
 import sys
@@ -14,7 +23,13 @@ import sys
 from absl import app
 from absl import flags
 
+from capjax import checkpointing
+from capjax import evaluation
+from capjax import logs
+from capjax import report as report_lib
+from capjax.data import vocab as vocab_lib
 from capjax.metrics import coco
+from capjax.models import captioning
 
 _REFERENCES = flags.DEFINE_string(
     'references', None, 'COCO caption annotation file (the references).')
@@ -31,13 +46,55 @@ _SPICE_JAR = flags.DEFINE_string(
 _JAVA = flags.DEFINE_string('java', 'java', 'Java executable for METEOR/SPICE.')
 _TIMEOUT = flags.DEFINE_float(
     'java_timeout', None, 'Seconds allowed to each Java metric.')
+_WORKDIR = flags.DEFINE_string(
+    'workdir', None, 'A training workdir to evaluate (instead of files).')
+_SPLIT = flags.DEFINE_string('split', 'test', 'Split to evaluate (--workdir).')
+_CHECKPOINT = flags.DEFINE_enum(
+    'checkpoint', 'latest', ['latest', 'best'], 'Checkpoint (--workdir).')
+_BEAM_SIZE = flags.DEFINE_integer(
+    'beam_size', 0, "Beam width (--workdir); 0 keeps the config's decoder, "
+    '1 is greedy.')
+
+
+def evaluate_workdir(workdir: str, split: str, which: str = 'latest',
+                     beam_size: int = 0) -> dict[str, float]:
+  """Re-runs a workdir's evaluation of `split` from its checkpoint."""
+  config, vocab_json, params, step = checkpointing.restore_trained(
+      workdir, which)
+  config.unlock()
+  if beam_size == 1:
+    config.eval.decode = 'greedy'
+  elif beam_size > 1:
+    config.eval.decode = 'beam'
+    config.eval.beam_size = beam_size
+  vocab = vocab_lib.Vocab.from_json(vocab_json)
+  model = captioning.create(config, len(vocab))
+  print(f'Evaluating {workdir} ({which} checkpoint, step {step}) on {split} '
+        f'with {config.eval.decode} decoding.')
+  return evaluation.evaluate_split(config, model, params, vocab, split,
+                                   workdir)
+
+
+def _main_workdir() -> int:
+  try:
+    metrics = evaluate_workdir(_WORKDIR.value, _SPLIT.value,
+                               _CHECKPOINT.value, _BEAM_SIZE.value)
+  except (OSError, ValueError) as e:
+    print(f'error: {e}', file=sys.stderr)
+    return 1
+  report_lib.print_summary({_SPLIT.value: metrics}, _WORKDIR.value)
+  return 0
 
 
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {" ".join(argv[1:])}')
+  logs.quiet_libraries()
+  if _WORKDIR.value:
+    return _main_workdir()
   if not _REFERENCES.value or not _RESULTS.value:
-    raise app.UsageError('Give both --references=ANNOTATIONS.json and '
+    raise app.UsageError('Give --workdir=DIR, or both '
+                         '--references=ANNOTATIONS.json and '
                          '--results=RESULTS.json.')
   try:
     references = coco.load_references(_REFERENCES.value)

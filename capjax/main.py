@@ -10,9 +10,9 @@ On several hosts, start one process per host with --coordinator_address,
 
 from absl import app
 from absl import flags
-from absl import logging
 from ml_collections import config_flags
 
+from capjax import logs
 from capjax import parallel
 from capjax import report
 from capjax import train
@@ -39,7 +39,7 @@ flags.mark_flags_as_required(['config', 'workdir'])
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
-  logging.set_verbosity(logging.INFO)
+  logs.quiet_libraries()
   parallel.initialize_distributed(
       _COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value
   )

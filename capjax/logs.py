@@ -1,0 +1,26 @@
+"""Log set-up for the entry points: capjax's progress, libraries' warnings."""
+
+import logging as std_logging
+import os
+
+from absl import logging
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+class _CapjaxInfoOnly(std_logging.Filter):
+  """Passes warnings from anywhere, and info lines only from capjax."""
+
+  def filter(self, record: std_logging.LogRecord) -> bool:
+    return (
+        record.levelno >= std_logging.WARNING
+        or record.pathname.startswith(_PACKAGE_DIR)
+    )
+
+
+def quiet_libraries() -> None:
+  """Keeps Orbax's and TFDS's info chatter out of the run's log."""
+  logging.set_verbosity(logging.INFO)
+  handler = logging.get_absl_handler()
+  if not any(isinstance(f, _CapjaxInfoOnly) for f in handler.filters):
+    handler.addFilter(_CapjaxInfoOnly())
