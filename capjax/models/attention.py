@@ -86,6 +86,7 @@ class SoftAttention(nn.Module):
   dropout: float = 0.0
   fused: bool = True  # unused: attention needs the per-step scan
   unroll: int = 1
+  remat: bool = True  # recompute attention energies in the backward pass
 
   def setup(self):
     self.embed = nn.Embed(self.vocab_size, self.embed_dim)
@@ -115,28 +116,61 @@ class SoftAttention(nn.Module):
     return self.output(self.drop(out, deterministic=not train))
 
   def __call__(
-      self, features: captioners.Features, tokens: jax.Array, *, train: bool
+      self,
+      features: captioners.Features,
+      tokens: jax.Array,
+      *,
+      train: bool,
+      captions_per_image: int = 1,
   ):
-    """tokens: [batch, time] int32 inputs -> logits [batch, time, vocab]."""
+    """Teacher forcing.
+
+    Args:
+      features: (global [images, dim], grid [images, cells, dim]).
+      tokens: [images * captions_per_image, time] int32 inputs; the captions
+        of an image are consecutive rows.
+      train: dropout on.
+      captions_per_image: R; the captions of an image attend to its grid
+        together (no copy of the grid or keys per caption).
+
+    Returns:
+      logits [images * R, time, vocab].
+    """
     ctx = self.prepare(features)
-    carry = jax.tree.map(lambda x: x[:, None], self.init_carry(ctx))
+    images, cells = ctx['keys'].shape[:2]
+    carry = jax.tree.map(
+        lambda x: jnp.repeat(x[:, None], captions_per_image, axis=1),
+        self.init_carry(ctx),
+    )
     words = self.embed(tokens)
     word_proj = self.attend_step.project_words(
         self.drop(words, deterministic=not train)
     )
+    word_proj = word_proj.reshape(
+        (images, captions_per_image) + word_proj.shape[1:]
+    )
+
+    def body(module, carry, x, keys, grid):
+      return module(carry, x, keys, grid)
+
+    # Rematerialised: the backward pass recomputes each step's attention
+    # energies [images, R, cells, attention] instead of storing them for every
+    # step, which on CPUs costs more in memory traffic than in arithmetic.
     scan = nn.scan(
-        lambda module, carry, x, keys, grid: module(carry, x, keys, grid),
+        nn.remat(body) if self.remat else body,
         variable_broadcast='params',
         split_rngs={'params': False},
-        in_axes=(1, nn.broadcast, nn.broadcast),
+        in_axes=(2, nn.broadcast, nn.broadcast),
         out_axes=2,
         unroll=self.unroll,
     )
-    # Time is axis 1 of word_proj; inside the step it is [batch, 1, ...].
     _, (hidden, context, alpha) = scan(
-        self.attend_step, carry, word_proj[:, :, None], ctx['keys'], ctx['grid']
+        self.attend_step, carry, word_proj, ctx['keys'], ctx['grid']
     )
-    hidden, context, alpha = (x[:, 0] for x in (hidden, context, alpha))
+    hidden, context, alpha = (
+        x.reshape((images * captions_per_image,) + x.shape[2:])
+        for x in (hidden, context, alpha)
+    )
     self.sow('intermediates', 'attention', alpha)
     hidden = self.drop(hidden, deterministic=not train)
     return self._deep_output(words, hidden, context, train=train)

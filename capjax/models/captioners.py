@@ -63,9 +63,21 @@ class ShowTell(nn.Module):
     self.drop = nn.Dropout(self.dropout)
     self.output = nn.Dense(self.vocab_size)
 
-  def __call__(self, features: Features, tokens: jax.Array, *, train: bool):
-    """tokens: [batch, time] int32 inputs -> logits [batch, time, vocab]."""
-    image = self.drop(self.image_embed(features[0]), deterministic=not train)
+  def __call__(
+      self,
+      features: Features,
+      tokens: jax.Array,
+      *,
+      train: bool,
+      captions_per_image: int = 1,
+  ):
+    """tokens: [images * R, time] int32 -> logits [images * R, time, vocab].
+
+    R = captions_per_image; the captions of an image are consecutive rows.
+    """
+    image = self.image_embed(features[0])
+    image = jnp.repeat(image, captions_per_image, axis=0)
+    image = self.drop(image, deterministic=not train)
     words = self.drop(self.embed(tokens), deterministic=not train)
     inputs = jnp.concatenate([image[:, None], words], axis=1)
     carry = self.rnn.zero_carry(tokens.shape[:1])
@@ -129,10 +141,21 @@ class Merge(nn.Module):
     merged = nn.relu(self.merged(self.drop(merged, deterministic=not train)))
     return self.output(self.drop(merged, deterministic=not train))
 
-  def __call__(self, features: Features, tokens: jax.Array, *, train: bool):
-    """tokens: [batch, time] int32 inputs -> logits [batch, time, vocab]."""
+  def __call__(
+      self,
+      features: Features,
+      tokens: jax.Array,
+      *,
+      train: bool,
+      captions_per_image: int = 1,
+  ):
+    """tokens: [images * R, time] int32 -> logits [images * R, time, vocab].
+
+    R = captions_per_image; the captions of an image are consecutive rows.
+    """
     global_feature = self.drop(features[0], deterministic=not train)
     image = nn.relu(self.image_proj(global_feature))
+    image = jnp.repeat(image, captions_per_image, axis=0)
     words = self.drop(self.embed(tokens), deterministic=not train)
     carry = self.rnn.zero_carry(tokens.shape[:1])
     _, hidden = self.rnn.scan(carry, self.rnn.project(words))

@@ -78,22 +78,18 @@ class Captioner:
         first); the captions of an image are consecutive rows.
       train: dropout on.
       dropout_rng: key for dropout when training.
-      captions_per_image: each image is encoded once and its features are
-        repeated for its captions.
+      captions_per_image: each image is encoded once for all its captions.
 
     Returns:
       `(logits [batch, time, vocab] float32, intermediates)`; intermediates
       holds what the decoder sowed (e.g. `attention` [batch, time, cells]).
     """
     features = self.encode(params, images)
-    if captions_per_image > 1:
-      features = jax.tree.map(
-          lambda x: jnp.repeat(x, captions_per_image, axis=0), features
-      )
     rngs = {'dropout': dropout_rng} if train and dropout_rng is not None else {}
     logits, state = self.decoder.apply(
         {'params': params['decoder']}, features, tokens, train=train,
-        rngs=rngs, mutable=['intermediates'],
+        captions_per_image=captions_per_image, rngs=rngs,
+        mutable=['intermediates'],
     )
     intermediates = jax.tree.map(
         lambda x: x[0] if isinstance(x, tuple) else x,
