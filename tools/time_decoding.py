@@ -45,7 +45,10 @@ def lstm_step(params, tokens, carry):
 def init_params(rng, vocab, embed, hidden):
   """Random float32 params of `lstm_step`."""
   keys = jax.random.split(rng, 4)
-  scale = lambda n: 1.0 / np.sqrt(n)
+
+  def scale(n):
+    return 1.0 / np.sqrt(n)
+
   return {
     'embed': jax.random.normal(keys[0], (vocab, embed)) * 0.1,
     'w_x': jax.random.normal(keys[1], (embed, 4 * hidden)) * scale(embed),
@@ -91,18 +94,25 @@ def main(argv):
   print(json.dumps({'matmul_gflop_per_s': round(rate, 1)}))
 
   def flop_per_step(rows):
-    return 2 * rows * (embed * 4 * hidden + hidden * 4 * hidden + hidden * vocab)
+    # The matmuls of lstm_step: input and recurrent projections, output layer.
+    return 2 * rows * (4 * hidden * (embed + hidden) + hidden * vocab)
 
   step_only = jax.jit(lstm_step)
   tokens = jnp.ones((batch, beam), jnp.int32)
   carry = jax.tree.map(lambda x: jnp.repeat(x[:, None], beam, 1), init)
   _, seconds = timed(step_only, params, tokens, carry, repeats=repeats)
-  print(json.dumps({
-    'mode': 'step_fn_only',
-    'beam': beam,
-    'step_ms': round(seconds * 1e3, 2),
-    'share_of_matmul': round(flop_per_step(batch * beam) / seconds / 1e9 / rate, 3),
-  }))
+  print(
+    json.dumps(
+      {
+        'mode': 'step_fn_only',
+        'beam': beam,
+        'step_ms': round(seconds * 1e3, 2),
+        'share_of_matmul': round(
+          flop_per_step(batch * beam) / seconds / 1e9 / rate, 3
+        ),
+      }
+    )
+  )
 
   @functools.partial(jax.jit, static_argnames=('method', 'beam_size'))
   def run(params, init, method, beam_size):
@@ -121,17 +131,21 @@ def main(argv):
       repeats=repeats,
     )
     flop = flop_per_step(batch * width) * max_len
-    print(json.dumps({
-      'mode': method,
-      'beam': width,
-      'batch': batch,
-      'max_len': max_len,
-      'compile_s': round(first - seconds, 2),
-      'step_ms': round(seconds / max_len * 1e3, 2),
-      'captions_per_s': round(batch / seconds, 1),
-      'achieved_gflop_per_s': round(flop / seconds / 1e9, 1),
-      'share_of_matmul': round(flop / seconds / 1e9 / rate, 3),
-    }))
+    print(
+      json.dumps(
+        {
+          'mode': method,
+          'beam': width,
+          'batch': batch,
+          'max_len': max_len,
+          'compile_s': round(first - seconds, 2),
+          'step_ms': round(seconds / max_len * 1e3, 2),
+          'captions_per_s': round(batch / seconds, 1),
+          'achieved_gflop_per_s': round(flop / seconds / 1e9, 1),
+          'share_of_matmul': round(flop / seconds / 1e9 / rate, 3),
+        }
+      )
+    )
 
 
 if __name__ == '__main__':
