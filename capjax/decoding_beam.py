@@ -11,12 +11,9 @@ from jax import numpy as jnp
 
 from capjax import decoding_constraints
 from capjax import decoding_step
+from capjax import decoding_top_k
 
 NEG_INF = decoding_step.NEG_INF
-# Candidate selection reads the vocabulary in chunks of this many logits: a
-# max per chunk, then an exact top-k inside the best chunks only (2x faster
-# than lax.top_k over [batch, beam * vocab] on CPU at beam 3, vocab 5000).
-TOP_K_CHUNK = 128
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,6 +32,7 @@ class BeamSettings:
   length_norm: str = 'gnmt'
   num_return: int | None = None
   num_groups: int = 1
+  early_stop: bool = True
   constraints: decoding_constraints.Constraints = (
     decoding_constraints.Constraints()
   )
@@ -100,6 +98,7 @@ def beam_search(
   length_norm: str = 'gnmt',
   num_return: int | None = None,
   constraints: decoding_constraints.Constraints | None = None,
+  early_stop: bool = True,
 ) -> tuple[jax.Array, jax.Array]:
   """Beam search for a batch of images in one compiled loop.
 
@@ -129,6 +128,8 @@ def beam_search(
     length_norm: 'gnmt' or 'power' (see `length_normalizer`).
     num_return: N <= K hypotheses returned per image (default K).
     constraints: `decoding_constraints.Constraints`; none by default.
+    early_stop: stop once no live beam can enter the n-best (same result);
+      False always runs max_len steps (for timing).
 
   Returns:
     sequences: [batch, N, T] int32, best first, without BOS, EOS kept where
@@ -146,6 +147,7 @@ def beam_search(
     length_norm=length_norm,
     num_return=num_return,
     constraints=constraints or decoding_constraints.Constraints(),
+    early_stop=early_stop,
   )
   return _run(step_fn, init_carry, settings, length_penalty, 0.0)
 
@@ -165,6 +167,7 @@ def diverse_beam_search(
   length_norm: str = 'gnmt',
   num_return: int | None = None,
   constraints: decoding_constraints.Constraints | None = None,
+  early_stop: bool = True,
 ) -> tuple[jax.Array, jax.Array]:
   """Diverse beam search (Vijayakumar et al., 2018), Hamming diversity.
 
@@ -179,7 +182,7 @@ def diverse_beam_search(
 
   Args:
     step_fn, init_carry, max_len, bos_id, eos_id, pad_id, length_penalty,
-      length_norm, constraints: as in `beam_search`.
+      length_norm, constraints, early_stop: as in `beam_search`.
     beam_size: K, live hypotheses per image over all groups.
     num_groups: G, dividing K.
     diversity: lambda >= 0, the penalty per earlier choice of a token.
@@ -199,6 +202,7 @@ def diverse_beam_search(
     num_return=num_return,
     num_groups=num_groups,
     constraints=constraints or decoding_constraints.Constraints(),
+    early_stop=early_stop,
   )
   return _run(step_fn, init_carry, settings, length_penalty, diversity)
 
@@ -234,6 +238,7 @@ def greedy(
   length_penalty: float = 0.0,
   length_norm: str = 'gnmt',
   constraints: decoding_constraints.Constraints | None = None,
+  early_stop: bool = True,
 ) -> tuple[jax.Array, jax.Array]:
   """Greedy decoding: exactly `beam_search` with one beam.
 
@@ -259,6 +264,7 @@ def greedy(
     length_penalty=length_penalty,
     length_norm=length_norm,
     constraints=constraints,
+    early_stop=early_stop,
   )
 
 
@@ -274,49 +280,6 @@ def gather_beams(x: jax.Array, beam: jax.Array) -> jax.Array:
   """
   index = beam.reshape(beam.shape + (1,) * (x.ndim - 2))
   return jnp.take_along_axis(x, index, axis=1)
-
-
-def top_k_candidates(
-  scores: jax.Array, offset: jax.Array, k: int
-) -> tuple[jax.Array, jax.Array, jax.Array]:
-  """The k best (beam, token) pairs per row of offset[b, j] + scores[b, j, v].
-
-  Exact (up to the order of equal values). For a vocabulary of at least two
-  chunks it takes a max per chunk of TOP_K_CHUNK logits, then a top-k over the
-  k best chunks only: each of the k best candidates lies in one of them.
-
-  Args:
-    scores: [batch, beam, vocab] float32; -inf bans a token.
-    offset: [batch, beam] float32, added to every token of the beam.
-    k: how many candidates, <= beam * vocab.
-
-  Returns:
-    values: [batch, k] float32, best first; beam: [batch, k] int32;
-    token: [batch, k] int32.
-  """
-  batch, beam, vocab = scores.shape
-  chunk = TOP_K_CHUNK
-  full = vocab // chunk
-  if full < 2 or k * chunk * 2 > beam * vocab:
-    values, flat = lax.top_k((offset[..., None] + scores).reshape(batch, -1), k)
-    return values, flat // vocab, flat % vocab
-  maxima = scores[..., : full * chunk].reshape(batch, beam, full, chunk)
-  maxima = maxima.max(-1)
-  if vocab % chunk:
-    rest = scores[..., full * chunk :].max(-1, keepdims=True)
-    maxima = jnp.concatenate([maxima, rest], -1)
-  chunks = maxima.shape[-1]
-  _, best = lax.top_k((offset[..., None] + maxima).reshape(batch, -1), k)
-  beam_of, chunk_of = best // chunks, best % chunks
-  token = chunk_of[..., None] * chunk + jnp.arange(chunk)  # [batch, k, chunk]
-  flat = beam_of[..., None] * vocab + jnp.minimum(token, vocab - 1)
-  flat = flat.reshape(batch, k * chunk)
-  values = jnp.take_along_axis(scores.reshape(batch, -1), flat, axis=1)
-  values = jnp.where(token.reshape(batch, -1) < vocab, values, NEG_INF)
-  values += jnp.repeat(jnp.take_along_axis(offset, beam_of, 1), chunk, 1)
-  values, pick = lax.top_k(values, k)
-  flat = jnp.take_along_axis(flat, pick, axis=1)
-  return values, flat // vocab, flat % vocab
 
 
 def _merge_finished(
@@ -373,6 +336,7 @@ def _drop_repeats(seqs: jax.Array, scores: jax.Array, groups: int) -> jax.Array:
 def _select_live(
   logits: jax.Array,
   lse: jax.Array,
+  maxima: jax.Array | None,
   live_logp: jax.Array,
   word_bans: jax.Array | None,
   diversity: jax.Array,
@@ -383,6 +347,7 @@ def _select_live(
   Args:
     logits: [batch, beam, vocab] float32.
     lse: [batch, beam] float32, logsumexp of logits.
+    maxima: `chunk_maxima(logits)` or None.
     live_logp: [batch, beam] float32.
     word_bans: [batch, beam, vocab] bool or None.
     diversity: [] float32, the Hamming penalty (used with several groups).
@@ -393,13 +358,17 @@ def _select_live(
     none); parent: [batch, beam] int32; token: [batch, beam] int32.
   """
   batch, beam, vocab = logits.shape
-  groups = settings.num_groups
-  scores = jnp.where(jnp.arange(vocab) == settings.eos_id, NEG_INF, logits)
+  groups, eos = settings.num_groups, settings.eos_id
+  offset = live_logp - lse
+  if word_bans is None and groups == 1:
+    return decoding_top_k.top_k_candidates(
+      logits, offset, beam, exclude=eos, maxima=maxima
+    )
+  scores = logits
   if word_bans is not None:
     scores = jnp.where(word_bans, NEG_INF, scores)
-  offset = live_logp - lse
   if groups == 1:
-    return top_k_candidates(scores, offset, beam)
+    return decoding_top_k.top_k_candidates(scores, offset, beam, exclude=eos)
   per_group = beam // groups
   rows = jnp.arange(batch)[:, None]
   counts = jnp.zeros((batch, vocab), jnp.float32)
@@ -407,8 +376,8 @@ def _select_live(
   for g in range(groups):
     beams = slice(g * per_group, (g + 1) * per_group)
     penalised = scores[:, beams] - diversity * counts[:, None, :]
-    keys, parent, token = top_k_candidates(
-      penalised, offset[:, beams], per_group
+    keys, parent, token = decoding_top_k.top_k_candidates(
+      penalised, offset[:, beams], per_group, exclude=eos
     )
     counts = counts.at[rows, token].add(jnp.where(keys > NEG_INF, 1.0, 0.0))
     parents.append(parent + g * per_group)
@@ -419,6 +388,7 @@ def _select_live(
     scores.reshape(batch, -1), parent * vocab + token, axis=1
   )
   logp = jnp.take_along_axis(offset, parent, axis=1) + chosen
+  logp = jnp.where(token == eos, NEG_INF, logp)
   return logp, parent, token
 
 
@@ -464,6 +434,8 @@ def _beam_search_impl(
     return jnp.any((bound > NEG_INF) & (bound >= worst))
 
   def cond(state: BeamState) -> jax.Array:
+    if not s.early_stop:
+      return state.step < length
     return (state.step < length) & can_improve(state)
 
   def body(state: BeamState) -> BeamState:
@@ -472,7 +444,12 @@ def _beam_search_impl(
     decoding_step.check_ids(
       logits.shape[-1], bos_id=s.bos_id, eos_id=s.eos_id, pad_id=s.pad_id
     )
-    lse = jax.nn.logsumexp(logits, axis=-1)
+    share_pass = (
+      not s.constraints.bans_words
+      and groups == 1
+      and decoding_top_k.uses_chunks(beam, logits.shape[-1], beam)
+    )
+    lse, maxima = decoding_top_k.log_normalizer(logits, share_pass)
     word_bans, eos_bans = decoding_constraints.bans(
       s.constraints, state.live_seqs, step, logits.shape[-1], s.eos_id
     )
@@ -490,7 +467,7 @@ def _beam_search_impl(
       eos_logp / normalizer(step + 1),
     )
     live_logp, parent, token = _select_live(
-      logits, lse, state.live_logp, word_bans, diversity, s
+      logits, lse, maxima, state.live_logp, word_bans, diversity, s
     )
     live_seqs = lax.dynamic_update_index_in_dim(
       gather_beams(state.live_seqs, parent), token, step, 2

@@ -3,12 +3,12 @@
 from absl.testing import absltest
 from absl.testing import parameterized
 import jax
-from jax import lax
 from jax import numpy as jnp
 import numpy as np
 
 from capjax import decoding_beam
 from capjax import decoding_constraints
+from capjax import decoding_top_k
 from tests import decoding_toys
 
 # (name, length_penalty, length_norm): no normalisation, GNMT, the plain
@@ -128,6 +128,20 @@ class BeamSearchTest(parameterized.TestCase):
     )
     jax.block_until_ready(seqs)
     self.assertLess(len(STEPS_RUN), max_len)
+    STEPS_RUN.clear()
+    full_seqs, full_scores = decoding_beam.beam_search(
+      step_fn,
+      model.init_carry,
+      beam_size=beam,
+      max_len=max_len,
+      length_penalty=length_penalty,
+      length_norm=norm,
+      early_stop=False,
+    )
+    jax.block_until_ready(full_seqs)
+    self.assertLen(STEPS_RUN, max_len)
+    np.testing.assert_array_equal(seqs, full_seqs)
+    np.testing.assert_array_equal(scores, full_scores)
     normalizer = decoding_toys.normalizer(length_penalty, norm)
     for row in range(3):
       expected = decoding_toys.reference_beam_search(
@@ -243,6 +257,39 @@ class BeamSearchTest(parameterized.TestCase):
         expected.append(previous)
       self.assertEqual(seqs[row, 0].tolist(), expected)
       self.assertEqual(expected[-1], decoding_toys.EOS)
+
+  @parameterized.named_parameters(
+    ('beam', 3, 1, 0.0), ('diverse', 4, 2, 0.7), ('greedy', 1, 1, 0.0)
+  )
+  def test_large_vocab_read_by_chunks_equals_reference(
+    self, beam, groups, diversity
+  ):
+    vocab, max_len = 300, 4
+    self.assertTrue(
+      decoding_top_k.uses_chunks(beam // groups, vocab, beam // groups)
+    )
+    model = decoding_toys.table_model(13, 2, max_len, vocab, eos_bias=2.0)
+    seqs, scores = decoding_beam.diverse_beam_search(
+      model.step_fn,
+      model.init_carry,
+      beam_size=beam,
+      num_groups=groups,
+      diversity=diversity,
+      max_len=max_len,
+    )
+    for row in range(2):
+      expected = decoding_toys.reference_beam_search(
+        model.next_logp,
+        row,
+        vocab=vocab,
+        beam_size=beam,
+        max_len=max_len,
+        num_return=beam,
+        norm=decoding_toys.normalizer(0.0, 'gnmt'),
+        num_groups=groups,
+        diversity=diversity,
+      )
+      self.assert_matches(seqs[row], scores[row], expected, max_len)
 
   def test_n_best_ten(self):
     vocab, max_len = 8, 5
@@ -404,30 +451,7 @@ class CompilationTest(absltest.TestCase):
     self.assertLen(traces, 1)
 
 
-class HelpersTest(parameterized.TestCase):
-  @parameterized.named_parameters(
-    ('chunked_with_rest', 3, 1000, 3), ('direct', 2, 200, 2)
-  )
-  def test_top_k_candidates_equals_flat_top_k(self, beam, vocab, k):
-    rng = np.random.default_rng(0)
-    scores = rng.normal(size=(4, beam, vocab)).astype(np.float32)
-    scores[rng.random(scores.shape) < 0.3] = -np.inf
-    scores[0, :, :] = -np.inf
-    scores[0, 0, 999 % vocab] = 0.5  # the best sits in the last chunk
-    offset = rng.normal(size=(4, beam)).astype(np.float32)
-    offset[1, 0] = -np.inf
-    values, beams, tokens = decoding_beam.top_k_candidates(
-      jnp.asarray(scores), jnp.asarray(offset), k
-    )
-    flat = jnp.asarray(offset[..., None] + scores).reshape(4, -1)
-    expected_values, expected_flat = lax.top_k(flat, k)
-    np.testing.assert_array_equal(values, expected_values)
-    finite = np.isfinite(np.asarray(expected_values))
-    np.testing.assert_array_equal(
-      np.where(finite, beams * vocab + tokens, -1),
-      np.where(finite, expected_flat, -1),
-    )
-
+class MisuseTest(absltest.TestCase):
   def test_bad_settings_are_named(self):
     model = decoding_toys.table_model(0, 1, 3, 5)
     for settings, message in [

@@ -129,6 +129,33 @@ class ContractTest(absltest.TestCase):
     self.assertNotIn((2, 3, 5, 7), shapes)
     self.assertNotIn((6, 5, 7), shapes)
 
+  def test_batch_sharded_over_eight_devices_gives_the_same_captions(self):
+    devices = np.array(jax.devices())
+    self.assertLen(devices, 8)
+    mesh = jax.sharding.Mesh(devices, ('data',))
+    by_row = jax.sharding.NamedSharding(
+      mesh, jax.sharding.PartitionSpec('data')
+    )
+    model = decoding_toys.rnn_model(2, 8, 9)
+    params, context = model.step_fn.args
+
+    @jax.jit
+    def caption(params, context, h):
+      step_fn = jax.tree_util.Partial(model.step_fn.func, params, context)
+      return decoding.beam_search(step_fn, {'h': h}, beam_size=3, max_len=5)
+
+    seqs, scores = caption(
+      params,
+      jax.device_put(context, by_row),
+      jax.device_put(model.init_carry['h'], by_row),
+    )
+    expected_seqs, expected_scores = decoding.beam_search(
+      model.step_fn, model.init_carry, beam_size=3, max_len=5
+    )
+    self.assertLen(seqs.sharding.device_set, 8)
+    np.testing.assert_array_equal(seqs, expected_seqs)
+    np.testing.assert_allclose(scores, expected_scores, rtol=1e-5)
+
   def test_bad_init_carry_is_named(self):
     model = decoding_toys.table_model(0, 2, 3, 5)
     with self.assertRaisesRegex(ValueError, 'same leading batch dim'):
