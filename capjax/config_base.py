@@ -19,7 +19,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.dataset.data_dir = ''  # TFDS data dir ('' = $TFDS_DATA_DIR or ~/tensorflow_datasets)
   c.dataset.manual_dir = ''  # where a real dataset's files already are
   c.dataset.image_size = 64  # images are resized to this square size
-  c.dataset.max_len = 16  # caption tokens, EOS included; longer ones are cut
+  c.dataset.max_len = 20  # caption tokens, EOS included; longer ones are cut
   c.dataset.min_count = 1  # words seen fewer times in training become UNK
   c.dataset.captions_per_image = 5  # references kept per evaluation image
   c.dataset.train_captions_per_image = 1  # captions per image in a train batch
@@ -36,12 +36,14 @@ def base_config() -> ml_collections.ConfigDict:
   c.model.unroll = 1  # time steps per scan iteration
   c.model.blind = False  # zero the images: the no-vision baseline
   c.model.encoder = ml_collections.ConfigDict()
+  # Fields other than `name` go to the chosen encoder when it has them.
   c.model.encoder.name = 'small_cnn'  # small_cnn | identity
-  c.model.encoder.channels = (32, 64, 128, 128)  # conv widths
-  c.model.encoder.strides = (1, 2, 2, 2)  # conv strides (grid = size / prod)
-  c.model.encoder.global_dim = 256  # global image feature size
-  c.model.encoder.coords = True  # x/y coordinate channels in and out
-  c.model.encoder.global_pool = 'flatten'  # flatten | mean
+  c.model.encoder.channels = (32, 64, 128)  # small_cnn: 3x3 conv widths
+  c.model.encoder.strides = (2, 2, 2)  # small_cnn: strides (grid = size / prod)
+  c.model.encoder.global_dim = 256  # small_cnn: global image feature size
+  c.model.encoder.coords = True  # small_cnn: x/y coordinate channels in and out
+  c.model.encoder.global_pool = 'flatten'  # small_cnn: flatten | mean
+  c.model.encoder.norm = False  # small_cnn: LayerNorm after each conv
 
   c.optimizer = ml_collections.ConfigDict()
   c.optimizer.name = 'adam'  # adam | adamw | sgd | rmsprop

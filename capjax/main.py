@@ -8,6 +8,8 @@ On several hosts, start one process per host with --coordinator_address,
 --num_processes and --process_id (see launch/).
 """
 
+import sys
+
 from absl import app
 from absl import flags
 from ml_collections import config_flags
@@ -36,6 +38,42 @@ _PROCESS_ID = flags.DEFINE_integer(
 flags.mark_flags_as_required(['config', 'workdir'])
 
 
+def parse_flags(argv: list[str]) -> list[str]:
+  """absl flag parsing, with one-line errors for a bad --config.
+
+  ml_collections reports an unknown `--config.a.b=...` key, a variant the
+  config file does not know, or a value of the wrong type with a traceback;
+  this turns them into a line that names the flag and what to do.
+  """
+  try:
+    args = flags.FLAGS(argv)
+    if flags.FLAGS['config'].present:
+      _ = _CONFIG.value.keys()  # a config file that failed to load says so here
+    return args
+  except OSError as e:
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+    print(f'error: could not load the config file: {lines[-1]}',
+          file=sys.stderr)
+    sys.exit(2)
+  except flags.Error as e:
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+    detail = lines[0] if len(lines) == 1 else f'{lines[0]} {lines[-1]}'
+    print(f'error: {detail}', file=sys.stderr)
+    sys.exit(2)
+  except (AttributeError, KeyError, TypeError, ValueError) as e:
+    overrides = [a.split('=', 1)[0][2:] for a in argv[1:]
+                 if a.startswith('--config.')]
+    name = str(e).split('\n')[0].strip('"\' ')
+    bad = [o for o in overrides if o.rsplit('.', 1)[-1] == name]
+    if bad:
+      print(f'error: unknown config key {bad[0][len("config."):]!r} '
+            f'(from --{bad[0]}): the config file has no such field.',
+            file=sys.stderr)
+    else:
+      print(f'error: bad --config: {str(e).splitlines()[0]}', file=sys.stderr)
+    sys.exit(2)
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
@@ -48,4 +86,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  app.run(main, flags_parser=parse_flags)

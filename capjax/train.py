@@ -209,15 +209,27 @@ def _write_json_atomic(path: str, payload) -> None:
   os.replace(tmp, path)
 
 
-def _load_or_build_vocab(config, workdir: str, train_source) -> vocab_lib.Vocab:
-  """The workdir's vocabulary, built from the training split on first use."""
-  path = os.path.join(workdir, 'vocab.json')
-  if os.path.exists(path):
-    return vocab_lib.Vocab.load(path)
+def _build_vocab(config, workdir: str, train_source) -> vocab_lib.Vocab:
+  """The vocabulary of the training split, checked against the workdir's.
+
+  A workdir keeps the vocabulary it was trained with; a run whose data gives
+  another one (a different dataset or min_count) would misread every
+  checkpoint, so it is refused.
+  """
   vocab = vocab_lib.Vocab.build(
       pipeline.all_captions(train_source), min_count=config.dataset.min_count
   )
-  if jax.process_index() == 0:
+  path = os.path.join(workdir, 'vocab.json')
+  if os.path.exists(path):
+    saved = vocab_lib.Vocab.load(path)
+    if saved != vocab:
+      raise ValueError(
+          f'{workdir} was trained with another vocabulary ({len(saved)} words, '
+          f'fingerprint {saved.fingerprint}) than this config gives '
+          f'({len(vocab)} words, {vocab.fingerprint}): use a new --workdir, '
+          'or the dataset settings it was trained with.'
+      )
+  elif jax.process_index() == 0:
     vocab.save(path)
   return vocab
 
@@ -297,7 +309,7 @@ def train_and_evaluate(
   os.makedirs(workdir, exist_ok=True)
   tc = config.train
   train_source = evaluation.open_split(config, 'train')
-  vocab = _load_or_build_vocab(config, workdir, train_source)
+  vocab = _build_vocab(config, workdir, train_source)
   if jax.process_index() == 0:
     _write_json_atomic(
         os.path.join(workdir, 'config.json'),
@@ -335,12 +347,12 @@ def train_and_evaluate(
   )
   start_step = checkpointer.latest_step()
   if start_step is not None:
-    saved_vocab = checkpointer.vocab_of(start_step)
-    if saved_vocab != vocab.to_json():
+    saved_vocab = vocab_lib.Vocab.from_json(checkpointer.vocab_of(start_step))
+    if saved_vocab != vocab:
       raise ValueError(
-          f'{workdir} holds checkpoints trained with another vocabulary '
-          f'({len(saved_vocab.get("words", []))} vs {len(vocab)} words): use '
-          'a new --workdir, or the dataset config it was trained with.'
+          f'The checkpoints in {workdir} were trained with another '
+          f'vocabulary ({len(saved_vocab)} words) than this config gives '
+          f'({len(vocab)} words): use a new --workdir.'
       )
     state = checkpointer.restore(start_step, state)
     logging.info('Resumed from step %d of %s.', start_step, workdir)
@@ -349,17 +361,34 @@ def train_and_evaluate(
   stepper = _Stepper(config, model, tx, mesh)
   state = stepper.place_state(state)
   writer = summaries.Writer(workdir, enabled=jax.process_index() == 0)
+
+  train_iter = iter(batches(start_step=start_step))
+  pending: list[dict[str, jax.Array]] = []
+  timer_step, timer_time = start_step, time.perf_counter()
   last_saved = start_step
 
-  def save(step):
+  def flush(step: int) -> dict[str, float]:
+    """Averages pending metrics; stops on a non-finite loss."""
+    nonlocal pending
+    host = jax.tree.map(lambda *x: float(np.mean(x)), *jax.device_get(pending))
+    pending = []
+    if not np.isfinite(host['loss']):
+      checkpointer.wait()
+      raise FloatingPointError(
+          f'The loss became {host["loss"]} by step {step}; the last good '
+          f'checkpoint is step {checkpointer.latest_step()} in {workdir}. '
+          'Lower config.optimizer.learning_rate or enable gradient clipping '
+          '(config.optimizer.grad_clip_norm), then run again: it resumes '
+          'from there.'
+      )
+    return host
+
+  def save(step: int) -> None:
     nonlocal last_saved
     if step != last_saved:
       checkpointer.save(step, stepper.host_state(state), config, vocab.to_json())
       last_saved = step
 
-  train_iter = iter(batches(start_step=start_step))
-  pending: list[dict[str, jax.Array]] = []
-  timer_step, timer_time = start_step, time.perf_counter()
   logging.info(
       'Training %s/%s for %d steps (from step %d) on %d devices.',
       config.model.decoder, config.model.cell, tc.num_steps, start_step,
@@ -371,16 +400,7 @@ def train_and_evaluate(
     pending.append(metrics)
     done = step + 1
     if done % tc.log_every == 0 or done == tc.num_steps:
-      host = jax.tree.map(lambda *x: float(np.mean(x)), *jax.device_get(pending))
-      pending = []
-      if not np.isfinite(host['loss']):
-        checkpointer.wait()
-        raise FloatingPointError(
-            f'The loss became {host["loss"]} by step {done}; the last good '
-            f'checkpoint is step {checkpointer.latest_step()} in {workdir}. '
-            'Lower config.optimizer.learning_rate or enable gradient '
-            'clipping, then run again (it resumes from there).'
-        )
+      host = flush(done)
       now = time.perf_counter()
       rate = (done - timer_step) / max(now - timer_time, 1e-9)
       timer_step, timer_time = done, now
@@ -391,12 +411,13 @@ def train_and_evaluate(
       )
       writer.scalars(done, {f'train/{k}': v for k, v in host.items()})
       writer.scalars(done, {'train/steps_per_s': rate})
-    if done % tc.checkpoint_every == 0:
+    if done % tc.checkpoint_every == 0 or done == tc.num_steps:
+      if pending:  # a state is saved only after its loss was seen finite
+        flush(done)
       save(done)
     if tc.validate_every and done % tc.validate_every == 0:
       _validate(config, model, stepper, state, vocab, workdir, mesh, done,
                 checkpointer, writer)
-  save(tc.num_steps)
   checkpointer.wait()
   if not tc.validate_every or tc.num_steps % tc.validate_every:
     _validate(config, model, stepper, state, vocab, workdir, mesh,
@@ -432,6 +453,10 @@ def _validate(config, model, stepper, state, vocab, workdir, mesh, step,
         f'config.train.best_metric={config.train.best_metric!r} is not among '
         f'the validation metrics {sorted(metrics)}.'
     )
+  logging.info(
+      'step %d validation: %s', step,
+      '  '.join(f'{k} {v:.4f}' for k, v in sorted(metrics.items())),
+  )
   writer.scalars(step, {f'validation/{k}': v for k, v in metrics.items()})
   checkpointer.save_if_best(
       step, stepper.host_state(state), config, vocab.to_json(), metrics

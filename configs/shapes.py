@@ -26,6 +26,13 @@ def get_config(arg=None):
   c.model.decoder = values.get('model', 'soft_attention')
   c.model.cell = values.get('cell', 'lstm')
   c.model.blind = 'blind' in flags
+  c.dataset.max_len = 28  # the longest shapes caption has 26 words
+  c.dataset.train_captions_per_image = 5  # encode once, learn from 5 captions
+  c.model.embed_dim = 64
+  c.model.hidden_dim = 128
+  c.model.attention_dim = 32
+  c.train.attention_lambda = 0.0
+  c.train.best_metric = 'caption_accuracy'
   if 'tiny' in flags:
     c.dataset.builder_config = 'tiny'
     c.model.embed_dim = 16

@@ -142,6 +142,55 @@ class CaptionGenerationTest(absltest.TestCase):
     self.assertTrue(any(' the ' in c for c in captions))
     self.assertTrue(any(' its ' in c for c in captions))
 
+  def test_reading_order_mentions_objects_left_to_right(self):
+    for i, scene in enumerate(_scenes(100, seed=12, min_objects=2)):
+      expected = [(o['colour'], o['shape'])
+                  for o in shapes_captions.reading_order(scene['objects'])]
+      for caption in shapes_captions.generate_captions(
+          scene, np.random.default_rng(i), order='reading'):
+        self.assertTrue(shapes.caption_is_correct(caption, scene), caption)
+        mentions = [m for m in shapes_captions.parse(caption).mentions
+                    if not m.definite]
+        self.assertEqual([(m.colour, m.shape) for m in mentions], expected,
+                         caption)
+
+  def test_random_order_mentions_objects_in_several_orders(self):
+    firsts = set()
+    scene = _scenes(1, seed=13, min_objects=3)[0]
+    for i in range(20):
+      for caption in shapes_captions.generate_captions(
+          scene, np.random.default_rng(i), order='random'):
+        first = shapes_captions.parse(caption).mentions[0]
+        firsts.add((first.colour, first.shape))
+    self.assertLen(firsts, 3)
+
+  def test_allowed_templates_are_the_only_ones_used(self):
+    numbers = ('one', 'two', 'three')
+    for i, scene in enumerate(_scenes(100, seed=14, min_objects=2)):
+      rng = np.random.default_rng(i)
+      for caption in shapes_captions.generate_captions(
+          scene, rng, allowed=('plain',)):
+        self.assertFalse(caption.startswith(('there',) + numbers), caption)
+      for caption in shapes_captions.generate_captions(
+          scene, rng, allowed=('count',)):
+        self.assertTrue(caption.startswith(numbers), caption)
+
+  def test_default_config_draws_its_four_shapes_at_its_sizes(self):
+    config = shapes.CONFIGS['default']
+    examples = [shapes.generate_example(config, 'train', i) for i in range(60)]
+    objects = [o for e in examples for o in e['scene']['objects']]
+    self.assertEqual({o['shape'] for o in objects}, set(config.shapes))
+    for obj in objects:
+      low, high = (config.small_side if obj['size'] == 'small'
+                   else config.large_side)
+      side = obj['bbox'][2] - obj['bbox'][0]
+      self.assertBetween(side, low - 1e-3, high + 1e-3)
+
+  def test_unknown_shape_is_refused_by_name(self):
+    with self.assertRaisesRegex(ValueError, 'hexagon'):
+      shapes_scenes.sample_scene(np.random.default_rng(0),
+                                 shapes=('circle', 'hexagon'))
+
   def test_captions_are_correct_only_for_their_own_scene(self):
     wrong = 0
     scenes = _scenes(100, seed=11)

@@ -58,6 +58,14 @@ class ShapesConfig(tfds.core.BuilderConfig):
     num_test: images in the test split.
     captions_per_image: captions per image.
     seed: everything generated is a pure function of this seed.
+    shapes: the shape kinds drawn (a subset of shapes_scenes.SHAPES).
+    small_side: (min, max) box side of small objects in pixels at 64 px
+      (scaled with image_size).
+    large_side: the same for large objects.
+    templates: caption templates drawn from (see shapes_captions.templates;
+      the judge understands all of them whatever is generated).
+    object_order: 'random' (each caption mentions the objects in its own
+      order) or 'reading' (always left to right).
   """
 
   image_size: int = 64
@@ -68,6 +76,11 @@ class ShapesConfig(tfds.core.BuilderConfig):
   num_test: int = 1_000
   captions_per_image: int = 5
   seed: int = 0
+  shapes: tuple[str, ...] = ('circle', 'square', 'triangle', 'cross')
+  small_side: tuple[float, float] = (16.0, 18.0)
+  large_side: tuple[float, float] = (25.0, 28.0)
+  templates: tuple[str, ...] = ('plain', 'there', 'and_it', 'count')
+  object_order: str = 'reading'
 
   def split_sizes(self) -> dict[str, int]:
     """Split name -> number of images."""
@@ -78,10 +91,18 @@ class ShapesConfig(tfds.core.BuilderConfig):
 CONFIGS = {
     'default': ShapesConfig(
         name='default',
-        description='64x64, 1-3 objects, 10000/1000/1000 images.'),
+        description='64x64, 1-3 objects of 4 shapes described left to right, '
+        '10000/1000/1000 images.'),
     'tiny': ShapesConfig(
         name='tiny', num_train=240, num_validation=40, num_test=40,
-        description='64x64, 1-3 objects, 240/40/40 images (for tests).'),
+        description='The default language, 240/40/40 images (for tests).'),
+    'hard': ShapesConfig(
+        name='hard', shapes=shapes_scenes.SHAPES, small_side=(14.0, 16.0),
+        large_side=(24.0, 27.0),
+        templates=('plain', 'there', 'and_it', 'count', 'the'),
+        object_order='random',
+        description='6 shapes, smaller objects, objects in any order and '
+        'definite references ("to the right of the circle").'),
     'single': ShapesConfig(
         name='single', max_objects=1,
         description='64x64, one object, 10000/1000/1000 images.'),
@@ -105,9 +126,12 @@ def generate_example(
   rng = np.random.default_rng([config.seed, split_index, index])
   scene = shapes_scenes.sample_scene(
       rng, image_size=config.image_size, min_objects=config.min_objects,
-      max_objects=config.max_objects)
+      max_objects=config.max_objects, shapes=config.shapes,
+      side_range={'small': tuple(v / 64 for v in config.small_side),
+                  'large': tuple(v / 64 for v in config.large_side)})
   captions = shapes_captions.generate_captions(
-      scene, rng, config.captions_per_image)
+      scene, rng, config.captions_per_image, allowed=config.templates,
+      order=config.object_order)
   return {
       'image': shapes_scenes.render(scene, rng),
       'captions': captions,
@@ -119,8 +143,12 @@ def generate_example(
 class Shapes(tfds.core.GeneratorBasedBuilder):
   """Coloured shapes with grammar captions, generated locally (no download)."""
 
-  VERSION = tfds.core.Version('1.0.0')
-  RELEASE_NOTES = {'1.0.0': 'First release.'}
+  VERSION = tfds.core.Version('1.1.0')
+  RELEASE_NOTES = {
+      '1.0.0': 'First release.',
+      '1.1.0': 'Default: 4 larger shapes described left to right; the first '
+               'default is now the `hard` config.',
+  }
   BUILDER_CONFIGS = list(CONFIGS.values())
 
   @tfds.core.utils.classproperty

@@ -152,9 +152,15 @@ def templates(num_objects: int) -> tuple[str, ...]:
   return names
 
 
+def reading_order(objects: Sequence[Mapping[str, Any]]) -> list:
+  """Objects from left to right (top to bottom where they overlap in x)."""
+  return sorted(objects, key=lambda o: (o['bbox'][0], o['bbox'][1]))
+
+
 def generate_captions(
     scene: Mapping[str, Any], rng: np.random.Generator,
-    count: int = 5) -> list[str]:
+    count: int = 5, allowed: Sequence[str] | None = None,
+    order: str = 'random') -> list[str]:
   """Draws `count` captions of `scene`, distinct when the language allows.
 
   Each caption takes a random template, a random order of the objects, and
@@ -164,6 +170,9 @@ def generate_captions(
     scene: a scene dict (see `shapes_scenes`).
     rng: the random generator.
     count: how many captions.
+    allowed: template names to draw from (default: all of `templates`).
+    order: 'random' mentions the objects in a random order in each caption;
+      'reading' always from left to right (`reading_order`).
 
   Returns:
     `count` caption strings, each correct for `scene`.
@@ -171,12 +180,17 @@ def generate_captions(
   objects = list(scene['objects'])
   margin = scene['relation_margin']
   names = templates(len(objects))
+  if allowed is not None:
+    names = tuple(n for n in names if n in allowed) or names
   captions = []
   for _ in range(DISTINCT_TRIES):
-    order = [objects[i] for i in rng.permutation(len(objects))]
+    if order == 'reading':
+      ordered = reading_order(objects)
+    else:
+      ordered = [objects[i] for i in rng.permutation(len(objects))]
     name = names[int(rng.integers(len(names)))]
     with_size = bool(rng.random() < SIZE_MENTION_PROB)
-    caption = _template(rng, name, order, with_size, margin)
+    caption = _template(rng, name, ordered, with_size, margin)
     if caption not in captions:
       captions.append(caption)
     if len(captions) == count:

@@ -154,7 +154,9 @@ def _pick(rng: np.random.Generator, options: Sequence[str]) -> str:
 
 def sample_scene(
     rng: np.random.Generator, *, image_size: int = 64, min_objects: int = 1,
-    max_objects: int = 3) -> dict[str, Any]:
+    max_objects: int = 3, shapes: Sequence[str] = SHAPES,
+    side_range: Mapping[str, tuple[float, float]] | None = None,
+) -> dict[str, Any]:
   """Draws a random scene (see the module docstring for its layout).
 
   Objects are distinct (no two share shape, colour and size), do not overlap,
@@ -166,10 +168,17 @@ def sample_scene(
     image_size: side of the square image in pixels.
     min_objects: the fewest objects in a scene (>= 1).
     max_objects: the most objects in a scene.
+    shapes: the shape kinds to draw from (a subset of SHAPES).
+    side_range: size name -> (smallest, largest) box side as a fraction of
+      the image side (default SIDE_RANGE).
 
   Returns:
     The scene dict, JSON-ready.
   """
+  unknown = sorted(set(shapes) - set(SHAPES))
+  if unknown or not shapes:
+    raise ValueError(f'Unknown shapes {unknown}: choose among {SHAPES}.')
+  side_range = side_range or SIDE_RANGE
   if not 1 <= min_objects <= max_objects:
     raise ValueError(f'Need 1 <= min_objects <= max_objects, got '
                      f'{min_objects}, {max_objects}.')
@@ -178,11 +187,11 @@ def sample_scene(
   for _ in range(SCENE_TRIES):
     kinds = set()
     while len(kinds) < count:
-      kinds.add((_pick(rng, SHAPES), _pick(rng, tuple(COLOURS)),
+      kinds.add((_pick(rng, tuple(shapes)), _pick(rng, tuple(COLOURS)),
                  _pick(rng, SIZES)))
     objects = [dict(shape=s, colour=c, size=z) for s, c, z in sorted(kinds)]
     rng.shuffle(objects)
-    sides = [rng.uniform(*SIDE_RANGE[o['size']]) * image_size for o in objects]
+    sides = [rng.uniform(*side_range[o['size']]) * image_size for o in objects]
     boxes = _place(rng, sides, image_size, margin)
     if boxes is not None:
       for obj, box in zip(objects, boxes):

@@ -1,10 +1,11 @@
-"""Image encoders: pure functions `init(rng, images)` and `apply(params, images)`.
+"""Image encoders: pure functions `init(rng, images)`, `apply(params, images)`.
 
 An encoder turns a batch of images (or precomputed features) into a global
 vector `[batch, dim]` and a grid `[batch, cells, dim]`. Encoders are chosen by
 the config string `model.encoder` through `create`.
 """
 
+import dataclasses
 from typing import Any, Protocol
 
 import jax
@@ -35,12 +36,17 @@ ENCODERS = {
 
 
 def create(config: ml_collections.ConfigDict) -> Encoder:
-  """Builds the encoder named by `config.name` with the rest as arguments."""
-  kwargs = dict(config)
-  name = kwargs.pop('name')
+  """Builds the encoder named by `config.name`.
+
+  The other fields of `config` that the encoder has are its arguments; the
+  rest belong to other encoders and are left alone.
+  """
+  name = config.name
   if name not in ENCODERS:
     raise ValueError(
         f'Unknown encoder {name!r}: choose one of {sorted(ENCODERS)} '
         '(config key model.encoder.name).'
     )
-  return ENCODERS[name](**kwargs)
+  encoder_class = ENCODERS[name]
+  fields = {f.name for f in dataclasses.fields(encoder_class)}
+  return encoder_class(**{k: v for k, v in config.items() if k in fields})

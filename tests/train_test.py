@@ -1,0 +1,209 @@
+"""Tests of the training loop: devices, pmap, resume, NaN and bad input."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+from absl.testing import absltest
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from capjax import checkpointing
+from capjax import train
+from configs import shapes as shapes_config
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DATA_DIR = None  # set once per process in setUpModule
+
+
+def setUpModule():
+  global DATA_DIR
+  DATA_DIR = tempfile.mkdtemp(prefix='capjax-train-test-')
+
+
+def tearDownModule():
+  shutil.rmtree(DATA_DIR, ignore_errors=True)
+
+
+def tiny_config(**overrides):
+  """The tiny shapes config with test-friendly settings."""
+  config = shapes_config.get_config('tiny')
+  config.dataset.data_dir = DATA_DIR
+  config.train.num_steps = 12
+  config.train.log_every = 4
+  config.train.checkpoint_every = 4
+  config.eval.splits = ('test',)
+  config.eval.gallery_size = 2
+  config.unlock()
+  for key, value in overrides.items():
+    node = config
+    *path, last = key.split('.')
+    for part in path:
+      node = node[part]
+    node[last] = value
+  config.lock()
+  return config
+
+
+def _restore_params(workdir: str):
+  _, _, params, step = checkpointing.restore_trained(workdir)
+  return params, step
+
+
+class TrainTest(absltest.TestCase):
+
+  def setUp(self):
+    super().setUp()
+    self.workdir = tempfile.mkdtemp(prefix='capjax-run-', dir=DATA_DIR)
+
+  def test_training_lowers_the_loss_and_writes_results(self):
+    config = tiny_config(**{'train.num_steps': 30, 'train.log_every': 30})
+    results = train.train_and_evaluate(config, self.workdir)
+    metrics = results['test']
+    # A model that learnt nothing has the perplexity of a uniform guess over
+    # the vocabulary (about 45 words); training must beat it clearly.
+    with open(os.path.join(self.workdir, 'vocab.json')) as f:
+      vocab_size = len(json.load(f)['words'])
+    self.assertLess(metrics['perplexity'], vocab_size / 3)
+    for name in ('test_captions.json', 'test_metrics.json',
+                 'test_gallery.png', 'test_gallery.html'):
+      self.assertTrue(
+          os.path.exists(os.path.join(self.workdir, 'eval', name)), name)
+    with open(os.path.join(self.workdir, 'eval', 'test_captions.json')) as f:
+      captions = json.load(f)
+    self.assertLen(captions, 40)  # every tiny test image, none dropped
+    for key in ('Bleu_4', 'ROUGE_L', 'CIDEr', 'caption_accuracy'):
+      self.assertIn(key, metrics)
+
+  def test_one_and_eight_devices_give_the_same_numbers(self):
+    self.assertGreaterEqual(jax.device_count(), 8)
+    results = {}
+    for devices in (1, 8):
+      workdir = os.path.join(self.workdir, f'd{devices}')
+      config = tiny_config(**{'parallel.num_devices': devices})
+      results[devices] = train.train_and_evaluate(config, workdir)['test']
+      params, _ = _restore_params(workdir)
+      results[devices]['params'] = params
+    one, eight = results[1], results[8]
+    for a, b in zip(jax.tree.leaves(one.pop('params')),
+                    jax.tree.leaves(eight.pop('params'))):
+      np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-6)
+    self.assertEqual(one.keys(), eight.keys())
+    for key in one:
+      self.assertAlmostEqual(one[key], eight[key], delta=1e-4, msg=key)
+
+  def test_pmap_path_matches_the_jit_path(self):
+    results = {}
+    for mode in ('jit', 'pmap'):
+      workdir = os.path.join(self.workdir, mode)
+      config = tiny_config(**{'parallel.mode': mode,
+                              'train.num_steps': 8})
+      train.train_and_evaluate(config, workdir)
+      results[mode], _ = _restore_params(workdir)
+    for a, b in zip(jax.tree.leaves(results['jit']),
+                    jax.tree.leaves(results['pmap'])):
+      np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-6)
+
+  def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(self):
+    real_step = train.train_step
+
+    def poisoned_step(state, batch, rng, **kwargs):
+      # From step 6 on the parameters are NaN, as after a blow-up.
+      state = state.replace(params=jax.tree.map(
+          lambda p: jnp.where(state.step >= 6, jnp.nan, p), state.params))
+      return real_step(state, batch, rng, **kwargs)
+
+    train.train_step = poisoned_step
+    try:
+      with self.assertRaisesRegex(FloatingPointError,
+                                  'last good checkpoint is step 4'):
+        train.train_and_evaluate(tiny_config(), self.workdir)
+    finally:
+      train.train_step = real_step
+    params, step = _restore_params(self.workdir)
+    self.assertEqual(step, 4)
+    for leaf in jax.tree.leaves(params):
+      self.assertTrue(np.all(np.isfinite(leaf)))
+
+  def test_a_workdir_of_another_vocabulary_is_refused(self):
+    train.train_and_evaluate(tiny_config(**{'train.num_steps': 4}),
+                             self.workdir)
+    other = tiny_config(**{'train.num_steps': 8, 'dataset.min_count': 50})
+    with self.assertRaisesRegex(ValueError, 'another vocabulary'):
+      train.train_and_evaluate(other, self.workdir)
+
+
+def _main_command(workdir, *extra):
+  return [sys.executable, '-m', 'capjax.main',
+          '--config=configs/shapes.py:tiny', f'--workdir={workdir}',
+          f'--config.dataset.data_dir={DATA_DIR}', *extra]
+
+
+class CommandLineTest(absltest.TestCase):
+
+  def _run(self, *args, **kwargs):
+    return subprocess.run(args, cwd=REPO, capture_output=True, text=True,
+                          timeout=600, **kwargs)
+
+  def test_unknown_config_key_is_a_one_line_error(self):
+    result = self._run(*_main_command('/tmp/never', '--config.train.nope=1'))
+    self.assertEqual(result.returncode, 2)
+    self.assertEqual(
+        result.stderr.strip(),
+        "error: unknown config key 'train.nope' (from --config.train.nope): "
+        'the config file has no such field.')
+
+  def test_unknown_variant_is_a_one_line_error(self):
+    result = self._run(sys.executable, '-m', 'capjax.main',
+                       '--config=configs/shapes.py:tiny,huge',
+                       '--workdir=/tmp/never')
+    self.assertEqual(result.returncode, 2)
+    self.assertLen(result.stderr.strip().splitlines(), 1)
+    self.assertIn("Unknown config variant ['huge']", result.stderr)
+
+  def test_killed_run_resumes_to_the_metrics_of_an_uninterrupted_one(self):
+    steps = ['--config.train.num_steps=160',
+             '--config.train.checkpoint_every=40',
+             '--config.train.log_every=40',
+             '--config.eval.splits=("test",)']
+    whole = tempfile.mkdtemp(prefix='whole-', dir=DATA_DIR)
+    killed = tempfile.mkdtemp(prefix='killed-', dir=DATA_DIR)
+    first = self._run(*_main_command(whole, *steps))
+    self.assertEqual(first.returncode, 0, first.stderr[-2000:])
+
+    process = subprocess.Popen(_main_command(killed, *steps), cwd=REPO,
+                               stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    checkpoint = os.path.join(killed, 'checkpoints', '40')
+    deadline = time.time() + 300
+    while not os.path.isdir(checkpoint) and process.poll() is None:
+      self.assertLess(time.time(), deadline)
+      time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    self.assertFalse(os.path.exists(os.path.join(killed, 'eval')),
+                     'the run finished before it could be killed')
+
+    resumed = self._run(*_main_command(killed, *steps))
+    self.assertEqual(resumed.returncode, 0, resumed.stderr[-2000:])
+    self.assertIn('Resumed from step', resumed.stderr)
+    with open(os.path.join(whole, 'eval', 'test_metrics.json')) as f:
+      expected = json.load(f)
+    with open(os.path.join(killed, 'eval', 'test_metrics.json')) as f:
+      got = json.load(f)
+    self.assertEqual(expected.keys(), got.keys())
+    for key in expected:
+      self.assertAlmostEqual(expected[key], got[key], places=6, msg=key)
+    for a, b in zip(jax.tree.leaves(_restore_params(whole)[0]),
+                    jax.tree.leaves(_restore_params(killed)[0])):
+      np.testing.assert_array_equal(a, b)
+
+
+if __name__ == '__main__':
+  absltest.main()
