@@ -22,13 +22,18 @@ from PIL import ImageFont
 
 TILE = 160  # pixels of the image in a tile
 MAP = 48  # pixels of one attention map
-MAX_MAPS = 8  # words with an attention map per tile
-TEXT_LINES = 3
+MAX_MAPS = 6  # words with an attention map per tile
+TEXT_LINES = 5
 LINE_HEIGHT = 14
 COLUMNS = 4
 GREEN = (40, 160, 60)
 RED = (200, 50, 40)
 GREY = (140, 140, 140)
+# Words whose attention maps say little: the gallery shows the others.
+FUNCTION_WORDS = frozenset(
+    'a an the and of to is are there it its in on at with one two three '
+    'shape shapes'.split()
+)
 
 
 def _font(size: int = 12):
@@ -72,9 +77,17 @@ def attention_overlay(
   return Image.fromarray((base * (0.2 + 0.8 * light)).astype(np.uint8))
 
 
-def _tile(image, caption, correct, alpha, font) -> Image.Image:
+def chosen_words(caption: str, limit: int = MAX_MAPS) -> list[tuple[int, str]]:
+  """(position, word) of the first content words of a caption."""
   words = caption.split()
-  maps = 0 if alpha is None else min(len(words), MAX_MAPS, alpha.shape[0])
+  chosen = [(i, w) for i, w in enumerate(words) if w not in FUNCTION_WORDS]
+  return chosen[:limit]
+
+
+def _tile(image, caption, correct, alpha, font) -> Image.Image:
+  chosen = [] if alpha is None else [
+      (i, w) for i, w in chosen_words(caption) if i < alpha.shape[0]]
+  maps = len(chosen)
   map_rows = math.ceil(maps / 3) if maps else 0
   height = TILE + TEXT_LINES * LINE_HEIGHT + 8 + map_rows * (MAP + 14)
   tile = Image.new('RGB', (TILE + 8, height), 'white')
@@ -86,11 +99,11 @@ def _tile(image, caption, correct, alpha, font) -> Image.Image:
   for i, line in enumerate(lines):
     draw.text((4, TILE + 6 + i * LINE_HEIGHT), line, fill='black', font=font)
   top = TILE + 8 + TEXT_LINES * LINE_HEIGHT
-  for k in range(maps):
+  for k, (position, word) in enumerate(chosen):
     x = 4 + (k % 3) * (MAP + 6)
     y = top + (k // 3) * (MAP + 14)
-    tile.paste(attention_overlay(image, alpha[k]), (x, y))
-    draw.text((x, y + MAP), words[k][:8], fill='black', font=font)
+    tile.paste(attention_overlay(image, alpha[position]), (x, y))
+    draw.text((x, y + MAP), word[:8], fill='black', font=font)
   return tile
 
 

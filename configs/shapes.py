@@ -31,8 +31,12 @@ def get_config(arg=None):
   c.model.embed_dim = 64
   c.model.hidden_dim = 128
   c.model.attention_dim = 32
+  c.model.encoder.channels = (32, 64, 128, 128)
+  c.model.encoder.strides = (2, 2, 2, 1)  # an 8x8 grid whose cells see 31 px
   c.train.attention_lambda = 0.0
   c.train.best_metric = 'caption_accuracy'
+  c.train.num_steps = 800  # about 7 minutes on 2 CPU cores
+  c.train.log_every = 100
   if 'tiny' in flags:
     c.dataset.builder_config = 'tiny'
     c.model.embed_dim = 16
