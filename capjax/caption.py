@@ -11,17 +11,9 @@ import sys
 
 from absl import app
 from absl import flags
-import jax
-import jax.numpy as jnp
-import ml_collections
-import numpy as np
-from PIL import Image
-from PIL import UnidentifiedImageError
 
-from capjax import checkpointing
-from capjax import evaluation
-from capjax.data import vocab as vocab_lib
-from capjax.models import captioning
+from capjax import inference
+from capjax import logs
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'A training workdir.')
 _CHECKPOINT = flags.DEFINE_enum(
@@ -36,77 +28,13 @@ _BATCH_SIZE = flags.DEFINE_integer(
 flags.mark_flag_as_required('workdir')
 
 
-def read_image(path: str, size: int) -> np.ndarray:
-  """Reads an image file as [size, size, 3] uint8.
-
-  Raises:
-    ValueError: one line naming the file when it is missing or unreadable.
-  """
-  try:
-    with Image.open(path) as image:
-      return np.asarray(
-          image.convert('RGB').resize((size, size), Image.Resampling.BILINEAR)
-      )
-  except FileNotFoundError:
-    raise ValueError(f'Image file {path} does not exist.') from None
-  except (UnidentifiedImageError, OSError) as e:
-    raise ValueError(
-        f'Image file {path} is not a readable image ({e.__class__.__name__}).'
-    ) from None
-
-
-def caption_files(
-    workdir: str,
-    paths: list[str],
-    *,
-    which: str = 'latest',
-    beam_size: int = 0,
-    batch_size: int = 16,
-) -> list[str]:
-  """Captions image files with a workdir's checkpoint.
-
-  Args:
-    workdir: a training workdir.
-    paths: image files.
-    which: 'latest' or 'best' checkpoint.
-    beam_size: 0 keeps the config's decoder; 1 is greedy; more is beam search.
-    batch_size: images per decoding batch.
-
-  Returns:
-    One caption per path.
-  """
-  config, vocab_json, params, _ = checkpointing.restore_trained(workdir, which)
-  vocab = vocab_lib.Vocab.from_json(vocab_json)
-  config = ml_collections.ConfigDict(config.to_dict())
-  if beam_size == 1:
-    config.eval.decode = 'greedy'
-  elif beam_size > 1:
-    config.eval.decode = 'beam'
-    config.eval.beam_size = beam_size
-  model = captioning.create(config, len(vocab))
-  images = np.stack([read_image(p, config.dataset.image_size) for p in paths])
-  decode = jax.jit(
-      lambda p, x, r: evaluation.decode_images(config, vocab, model, p, x, r)
-  )
-  captions = []
-  rng = jax.random.key(config.seed + 1)
-  for start in range(0, len(images), batch_size):
-    chunk = images[start : start + batch_size]
-    padded = np.zeros((batch_size,) + chunk.shape[1:], chunk.dtype)
-    padded[: len(chunk)] = chunk
-    ids = jax.device_get(
-        decode(params, jnp.asarray(padded), jax.random.fold_in(rng, start))
-    )
-    captions.extend(vocab.decode(row) for row in ids[: len(chunk)])
-  return captions
-
-
 def main(argv):
   paths = argv[1:]
   if not paths:
     raise app.UsageError('Name at least one image file to caption.')
+  logs.quiet_libraries(progress=False)
   try:
-    captions = caption_files(
+    captions = inference.caption_files(
         _WORKDIR.value, paths, which=_CHECKPOINT.value,
         beam_size=_BEAM_SIZE.value, batch_size=_BATCH_SIZE.value,
     )

@@ -23,13 +23,10 @@ import sys
 from absl import app
 from absl import flags
 
-from capjax import checkpointing
-from capjax import evaluation
+from capjax import inference
 from capjax import logs
 from capjax import report as report_lib
-from capjax.data import vocab as vocab_lib
 from capjax.metrics import coco
-from capjax.models import captioning
 
 _REFERENCES = flags.DEFINE_string(
     'references', None, 'COCO caption annotation file (the references).')
@@ -56,28 +53,9 @@ _BEAM_SIZE = flags.DEFINE_integer(
     '1 is greedy.')
 
 
-def evaluate_workdir(workdir: str, split: str, which: str = 'latest',
-                     beam_size: int = 0) -> dict[str, float]:
-  """Re-runs a workdir's evaluation of `split` from its checkpoint."""
-  config, vocab_json, params, step = checkpointing.restore_trained(
-      workdir, which)
-  config.unlock()
-  if beam_size == 1:
-    config.eval.decode = 'greedy'
-  elif beam_size > 1:
-    config.eval.decode = 'beam'
-    config.eval.beam_size = beam_size
-  vocab = vocab_lib.Vocab.from_json(vocab_json)
-  model = captioning.create(config, len(vocab))
-  print(f'Evaluating {workdir} ({which} checkpoint, step {step}) on {split} '
-        f'with {config.eval.decode} decoding.')
-  return evaluation.evaluate_split(config, model, params, vocab, split,
-                                   workdir)
-
-
 def _main_workdir() -> int:
   try:
-    metrics = evaluate_workdir(_WORKDIR.value, _SPLIT.value,
+    metrics = inference.evaluate_workdir(_WORKDIR.value, _SPLIT.value,
                                _CHECKPOINT.value, _BEAM_SIZE.value)
   except (OSError, ValueError) as e:
     print(f'error: {e}', file=sys.stderr)

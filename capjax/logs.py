@@ -18,9 +18,14 @@ class _CapjaxInfoOnly(std_logging.Filter):
     )
 
 
-def quiet_libraries() -> None:
-  """Keeps Orbax's and TFDS's info chatter out of the run's log."""
-  logging.set_verbosity(logging.INFO)
+def quiet_libraries(progress: bool = True) -> None:
+  """Keeps Orbax's and TFDS's info chatter out of the run's log.
+
+  Args:
+    progress: show capjax's own info lines (progress of long work); False
+      leaves warnings and errors only.
+  """
+  logging.set_verbosity(logging.INFO if progress else logging.WARNING)
   handler = logging.get_absl_handler()
   if not any(isinstance(f, _CapjaxInfoOnly) for f in handler.filters):
     handler.addFilter(_CapjaxInfoOnly())

@@ -12,3 +12,8 @@ os.environ['XLA_FLAGS'] = (
 ).strip()
 os.environ.setdefault('JAX_PLATFORMS', 'cpu')
 os.environ.setdefault('JAX_DISABLE_MOST_OPTIMIZATIONS', '1')
+
+import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+
+# Preparing the tiny datasets prints progress bars otherwise.
+tfds.disable_progress_bar()

@@ -52,7 +52,7 @@ class EvaluateTest(absltest.TestCase):
   def test_missing_flags_is_a_usage_error(self):
     done = _run()
     self.assertNotEqual(done.returncode, 0)
-    self.assertIn('Give both --references', done.stdout + done.stderr)
+    self.assertIn('or both --references', done.stdout + done.stderr)
 
   def test_unknown_result_ids_are_reported(self):
     bad = os.path.join(self.dir, 'bad.json')

@@ -63,7 +63,8 @@ class TrainTest(absltest.TestCase):
     self.workdir = tempfile.mkdtemp(prefix='capjax-run-', dir=DATA_DIR)
 
   def test_training_lowers_the_loss_and_writes_results(self):
-    config = tiny_config(**{'train.num_steps': 30, 'train.log_every': 30})
+    config = tiny_config(**{'train.num_steps': 40, 'train.log_every': 40,
+                            'optimizer.learning_rate': 1e-2})
     results = train.train_and_evaluate(config, self.workdir)
     metrics = results['test']
     # A model that learnt nothing has the perplexity of a uniform guess over
@@ -134,7 +135,7 @@ class TrainTest(absltest.TestCase):
   def test_a_workdir_of_another_vocabulary_is_refused(self):
     train.train_and_evaluate(tiny_config(**{'train.num_steps': 4}),
                              self.workdir)
-    other = tiny_config(**{'train.num_steps': 8, 'dataset.min_count': 50})
+    other = tiny_config(**{'train.num_steps': 8, 'dataset.min_count': 400})
     with self.assertRaisesRegex(ValueError, 'another vocabulary'):
       train.train_and_evaluate(other, self.workdir)
 

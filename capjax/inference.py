@@ -1,0 +1,91 @@
+"""Using a trained workdir: caption image files, re-run its evaluation.
+
+Everything here reads a checkpoint's own config and vocabulary, so a model
+is rebuilt exactly as it was trained. The command-line fronts are
+`capjax.caption` and `capjax.evaluate --workdir`.
+"""
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from capjax import checkpointing
+from capjax import evaluation
+from capjax.data import images as images_lib
+from capjax.data import vocab as vocab_lib
+from capjax.models import captioning
+
+
+def with_beam_size(config: ml_collections.ConfigDict, beam_size: int):
+  """A copy of `config` decoding greedily (1) or with a beam (> 1).
+
+  0 keeps the config's own decoder.
+  """
+  config = ml_collections.ConfigDict(config.to_dict())
+  if beam_size == 1:
+    config.eval.decode = 'greedy'
+  elif beam_size > 1:
+    config.eval.decode = 'beam'
+    config.eval.beam_size = beam_size
+  return config
+
+
+def caption_files(
+    workdir: str,
+    paths: list[str],
+    *,
+    which: str = 'latest',
+    beam_size: int = 0,
+    batch_size: int = 16,
+) -> list[str]:
+  """Captions image files with a workdir's checkpoint.
+
+  Args:
+    workdir: a training workdir.
+    paths: image files.
+    which: 'latest' or 'best' checkpoint.
+    beam_size: 0 keeps the config's decoder; 1 is greedy; more is beam search.
+    batch_size: images per decoding batch.
+
+  Returns:
+    One caption per path.
+
+  Raises:
+    images_lib.BadImageError: a missing or unreadable file (named).
+    FileNotFoundError: no checkpoint in the workdir.
+  """
+  config, vocab_json, params, _ = checkpointing.restore_trained(workdir, which)
+  vocab = vocab_lib.Vocab.from_json(vocab_json)
+  config = with_beam_size(config, beam_size)
+  model = captioning.create(config, len(vocab))
+  size = (config.dataset.image_size,) * 2
+  images = np.stack([images_lib.load_file(p, size) for p in paths])
+  decode = jax.jit(
+      lambda p, x, r: evaluation.decode_images(config, vocab, model, p, x, r)
+  )
+  captions = []
+  rng = jax.random.key(config.seed + 1)
+  for start in range(0, len(images), batch_size):
+    chunk = images[start : start + batch_size]
+    padded = np.zeros((batch_size,) + chunk.shape[1:], chunk.dtype)
+    padded[: len(chunk)] = chunk
+    ids = jax.device_get(
+        decode(params, jnp.asarray(padded), jax.random.fold_in(rng, start))
+    )
+    captions.extend(vocab.decode(row) for row in ids[: len(chunk)])
+  return captions
+
+
+def evaluate_workdir(workdir: str, split: str, which: str = 'latest',
+                     beam_size: int = 0) -> dict[str, float]:
+  """Re-runs a workdir's evaluation of `split` from its checkpoint."""
+  config, vocab_json, params, step = checkpointing.restore_trained(
+      workdir, which)
+  config = with_beam_size(config, beam_size)
+  vocab = vocab_lib.Vocab.from_json(vocab_json)
+  model = captioning.create(config, len(vocab))
+  print(f'Evaluating {workdir} ({which} checkpoint, step {step}) on {split} '
+        f'with {config.eval.decode} decoding.')
+  return evaluation.evaluate_split(config, model, params, vocab, split,
+                                   workdir)

@@ -1,0 +1,132 @@
+"""Tests of what a trained workdir serves: evaluate --workdir and caption."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+from absl.testing import absltest
+from PIL import Image
+
+from capjax import evaluation
+from capjax import inference
+from capjax import train
+from configs import shapes as shapes_config
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+class TrainedWorkdirTest(absltest.TestCase):
+  """One tiny training run, then everything that reads its workdir."""
+
+  @classmethod
+  def setUpClass(cls):
+    super().setUpClass()
+    cls.root = tempfile.mkdtemp(prefix='capjax-workdir-test-')
+    cls.workdir = os.path.join(cls.root, 'run')
+    config = shapes_config.get_config('tiny')
+    config.dataset.data_dir = os.path.join(cls.root, 'data')
+    config.train.num_steps = 40
+    config.optimizer.learning_rate = 1e-2
+    config.eval.splits = ('test',)
+    cls.metrics = train.train_and_evaluate(config, cls.workdir)['test']
+    with open(os.path.join(cls.workdir, 'eval', 'test_captions.json')) as f:
+      cls.captions = {c['image_id']: c['caption'] for c in json.load(f)}
+    images = os.path.join(cls.root, 'images')
+    os.makedirs(images)
+    source = evaluation.open_split(config, 'test')
+    cls.image_paths = []
+    for i in range(3):
+      path = os.path.join(images, f'image{i}.png')
+      Image.fromarray(source.image(i)).save(path)
+      cls.image_paths.append(path)
+
+  @classmethod
+  def tearDownClass(cls):
+    shutil.rmtree(cls.root, ignore_errors=True)
+    super().tearDownClass()
+
+  def _run(self, module, *args):
+    return subprocess.run([sys.executable, '-m', module, *args], cwd=REPO,
+                          capture_output=True, text=True, timeout=600)
+
+  def _copy_of_workdir(self):
+    copy = tempfile.mkdtemp(dir=self.root)
+    shutil.copytree(self.workdir, copy, dirs_exist_ok=True)
+    return copy
+
+  def test_evaluate_workdir_reproduces_the_training_evaluation(self):
+    again = inference.evaluate_workdir(self._copy_of_workdir(), 'test')
+    self.assertEqual(self.metrics.keys(), again.keys())
+    for key in self.metrics:
+      self.assertAlmostEqual(self.metrics[key], again[key], places=5,
+                             msg=key)
+
+  def test_beam_search_evaluation_captions_every_image(self):
+    workdir = self._copy_of_workdir()
+    metrics = inference.evaluate_workdir(workdir, 'test', beam_size=3)
+    self.assertEqual(metrics['num_images'], 40)
+    with open(os.path.join(workdir, 'eval', 'test_captions.json')) as f:
+      self.assertLen(json.load(f), 40)
+
+  def test_caption_files_uses_the_checkpoint_config_and_vocabulary(self):
+    captions = inference.caption_files(self.workdir, self.image_paths)
+    # The files are the first test images: decoding them from disk gives the
+    # captions the evaluation gave.
+    self.assertEqual(captions, [self.captions[2_000_000 + i] for i in range(3)])
+
+  def test_caption_command_prints_one_line_per_image(self):
+    result = self._run('capjax.caption', f'--workdir={self.workdir}',
+                       *self.image_paths)
+    self.assertEqual(result.returncode, 0, result.stderr[-2000:])
+    lines = result.stdout.rstrip('\n').split('\n')
+    self.assertEqual(lines, [f'{path}\t{self.captions[2_000_000 + i]}'
+                             for i, path in enumerate(self.image_paths)])
+
+  def test_unreadable_image_is_a_one_line_error(self):
+    bad = os.path.join(self.root, 'broken.jpg')
+    with open(bad, 'wb') as f:
+      f.write(b'\xff\xd8 this is not a jpeg')
+    result = self._run('capjax.caption', f'--workdir={self.workdir}', bad)
+    self.assertEqual(result.returncode, 1)
+    lines = result.stderr.strip().splitlines()
+    self.assertLen(lines, 1)
+    self.assertStartsWith(lines[0], f'error: Corrupt or unreadable image {bad}')
+
+  def test_missing_image_is_a_one_line_error(self):
+    missing = os.path.join(self.root, 'nowhere.png')
+    result = self._run('capjax.caption', f'--workdir={self.workdir}', missing)
+    self.assertEqual(result.returncode, 1)
+    self.assertEqual(
+        result.stderr.strip(),
+        f'error: Cannot read image {missing}: No such file or directory.')
+
+
+class MissingWorkdirTest(absltest.TestCase):
+
+  def _run(self, module, *args):
+    return subprocess.run([sys.executable, '-m', module, *args], cwd=REPO,
+                          capture_output=True, text=True, timeout=600)
+
+  def test_evaluate_without_checkpoint_is_a_one_line_error(self):
+    empty = tempfile.mkdtemp()
+    self.addCleanup(shutil.rmtree, empty)
+    result = self._run('capjax.evaluate', f'--workdir={empty}')
+    self.assertEqual(result.returncode, 1)
+    lines = result.stderr.strip().splitlines()
+    self.assertLen(lines, 1)
+    self.assertIn(f'No latest checkpoint in {empty}/checkpoints', lines[0])
+
+  def test_caption_without_workdir_is_a_one_line_error(self):
+    result = self._run('capjax.caption', '--workdir=/no/such/run', 'x.png')
+    self.assertEqual(result.returncode, 1)
+    self.assertEqual(
+        result.stderr.strip(),
+        'error: Workdir /no/such/run does not exist: train first with '
+        '`python -m capjax.main --config=... --workdir=/no/such/run`.')
+
+
+if __name__ == '__main__':
+  absltest.main()
