@@ -7,6 +7,8 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from capjax import evaluation
+from capjax.data import vocab as vocab_lib
 from capjax.models import captioning
 
 BATCH, CELLS, DIM, TIME, VOCAB = 3, 4, 5, 6, 11
@@ -103,6 +105,34 @@ class CaptionerTest(parameterized.TestCase):
                             dropout_rng=jax.random.key(2))
     np.testing.assert_array_equal(eval_a, eval_b)
     self.assertGreater(float(jnp.abs(train - eval_a).max()), 1e-3)
+
+  @parameterized.parameters('greedy', 'beam')
+  def test_decoding_compiles_once_per_shape(self, method):
+    config = _config('soft_attention', 'lstm')
+    config.eval = ml_collections.ConfigDict(dict(
+        decode=method, beam_size=3, num_groups=1, diversity_penalty=0.0,
+        length_penalty=0.0, length_norm='gnmt', temperature=1.0, top_k=0,
+        top_p=1.0, suppress_unk=False, no_repeat=False, block_trigrams=False,
+        no_end_after=(), min_len=0, max_decode_len=5))
+    config.dataset = ml_collections.ConfigDict({'max_len': 5})
+    model = captioning.create(config, VOCAB)
+    vocab = vocab_lib.Vocab([f'w{i}' for i in range(VOCAB - 4)])
+    traces = []
+
+    def decode(params, features, rng):
+      traces.append(1)
+      return evaluation.decode_images(config, vocab, model, params, features,
+                                      rng)
+
+    decode = jax.jit(decode)
+    features, tokens = _batch()
+    params = model.init(jax.random.key(1), features, tokens)
+    first = decode(params, features, jax.random.key(0))
+    other_params = jax.tree.map(lambda p: p * 1.01, params)
+    second = decode(other_params, features[::-1] + 1.0, jax.random.key(0))
+    self.assertLen(traces, 1)
+    self.assertEqual(first.shape, (BATCH, 5))
+    self.assertEqual(second.shape, (BATCH, 5))
 
   def test_unknown_decoder_names_the_config_key(self):
     with self.assertRaisesRegex(ValueError, 'model.decoder'):
