@@ -9,7 +9,6 @@ Writes, under `<workdir>/eval/`:
 """
 
 import functools
-import json
 import os
 import time
 
@@ -19,6 +18,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from capjax import atomic_write
 from capjax import decoding
 from capjax import parallel
 from capjax import report
@@ -108,10 +108,6 @@ def decode_images(
   return sequences[:, 0]
 
 
-def caption_from_ids(vocab: vocab_lib.Vocab, ids) -> str:
-  return vocab.decode(ids)
-
-
 def attention_maps(model, params, images, sequences):
   """Attention weights of the decoder over its own caption.
 
@@ -174,6 +170,7 @@ class _Compiled:
         in_shardings=(replicated, sharded),
         out_shardings=replicated,
     )
+    self.attention = jax.jit(functools.partial(attention_maps, model))
 
 
 def evaluate_split(
@@ -247,11 +244,11 @@ def evaluate_split(
         host['sequences'], host['image_id'], host['mask']
     ):
       if real and not (e.max_examples and seen >= e.max_examples):
-        results[int(image_id)] = caption_from_ids(vocab, ids)
+        results[int(image_id)] = vocab.decode(ids)
         seen += 1
     if write and len(gallery['ids']) < e.gallery_size:
-      _collect_gallery(gallery, e.gallery_size, model, params, batch,
-                       host, mesh, compiled)
+      _collect_gallery(gallery, e.gallery_size, batch, host,
+                       compiled.attention, params)
   totals = jax.tree.map(float, jax.device_get(totals))
   refs = pipeline.references(source)
   refs = {image_id: refs[image_id] for image_id in results}
@@ -270,40 +267,33 @@ def evaluate_split(
   return metrics
 
 
-def _collect_gallery(gallery, size, model, params, batch, host, mesh,
-                     compiled):
-  """Keeps the first real images of a batch, with their attention maps."""
-  del compiled, mesh
-  take = [i for i, real in enumerate(host['mask']) if real]
+def _collect_gallery(gallery, size, batch, host, attention_fn, params):
+  """Keeps the first real images of this host's batch, with attention maps.
+
+  `host` holds the gathered global batch; this host's rows come first on
+  process 0, which is the one that writes the gallery.
+  """
+  local = len(batch['image'])
+  take = [i for i, real in enumerate(host['mask'][:local]) if real]
   take = take[: size - len(gallery['ids'])]
   if not take:
     return
   images = np.asarray(batch['image'])[take]
-  sequences = jnp.asarray(host['sequences'][take])
-  alpha = attention_maps(model, jax.device_get(params), images, sequences)
+  alpha = attention_fn(params, images, host['sequences'][take])
   gallery['images'].extend(list(images))
   gallery['ids'].extend(int(host['image_id'][i]) for i in take)
   if alpha is not None:
     gallery['attention'].extend(list(np.asarray(alpha)))
-    gallery['sequences'] = gallery.get('sequences', []) + list(
-        np.asarray(sequences))
-
-
-def _write_json_atomic(path: str, payload) -> None:
-  tmp = f'{path}.tmp-{os.getpid()}'
-  with open(tmp, 'w') as f:
-    json.dump(payload, f, indent=1)
-  os.replace(tmp, path)
 
 
 def _write(config, source, split, workdir, results, metrics, gallery):
   out_dir = os.path.join(workdir, 'eval')
   os.makedirs(out_dir, exist_ok=True)
-  _write_json_atomic(
+  atomic_write.write_json(
       os.path.join(out_dir, f'{split}_captions.json'),
       [{'image_id': i, 'caption': c} for i, c in sorted(results.items())],
   )
-  _write_json_atomic(os.path.join(out_dir, f'{split}_metrics.json'), metrics)
+  atomic_write.write_json(os.path.join(out_dir, f'{split}_metrics.json'), metrics)
   correct = caption_checker(config.dataset.name, source)
   report.write_gallery(
       os.path.join(out_dir, f'{split}_gallery'),

@@ -20,6 +20,8 @@ from PIL import Image
 from PIL import ImageDraw
 from PIL import ImageFont
 
+from capjax import atomic_write
+
 TILE = 160  # pixels of the image in a tile
 MAP = 48  # pixels of one attention map
 MAX_MAPS = 6  # words with an attention map per tile
@@ -154,13 +156,6 @@ def _png_bytes(picture: Image.Image) -> bytes:
   return buffer.getvalue()
 
 
-def _write_atomic(path: str, data: bytes) -> None:
-  tmp = f'{path}.tmp-{os.getpid()}'
-  with open(tmp, 'wb') as f:
-    f.write(data)
-  os.replace(tmp, path)
-
-
 def write_gallery(
     path_prefix: str,
     *,
@@ -177,7 +172,7 @@ def write_gallery(
   """
   picture = gallery_image(images, captions, correct, attention, title)
   png_path, html_path = path_prefix + '.png', path_prefix + '.html'
-  _write_atomic(png_path, _png_bytes(picture))
+  atomic_write.write_bytes(png_path, _png_bytes(picture))
   correct = correct or [None] * len(images)
   rows = []
   for i, (image, caption, ok) in enumerate(zip(images, captions, correct)):
@@ -198,7 +193,7 @@ def write_gallery(
       '.wrong{color:red}</style>'
       f'<h1>{html.escape(title)}</h1>' + '\n'.join(rows)
   )
-  _write_atomic(html_path, page.encode('utf-8'))
+  atomic_write.write_bytes(html_path, page.encode('utf-8'))
   return png_path, html_path
 
 

@@ -21,6 +21,7 @@ import ml_collections
 import numpy as np
 import optax
 
+from capjax import atomic_write
 from capjax import checkpointing
 from capjax import evaluation
 from capjax import losses
@@ -202,13 +203,6 @@ def create_train_state(
   )
 
 
-def _write_json_atomic(path: str, payload) -> None:
-  tmp = f'{path}.tmp-{os.getpid()}'
-  with open(tmp, 'w') as f:
-    json.dump(payload, f, indent=2, sort_keys=True)
-  os.replace(tmp, path)
-
-
 def _build_vocab(config, workdir: str, train_source) -> vocab_lib.Vocab:
   """The vocabulary of the training split, checked against the workdir's.
 
@@ -311,7 +305,7 @@ def train_and_evaluate(
   train_source = evaluation.open_split(config, 'train')
   vocab = _build_vocab(config, workdir, train_source)
   if jax.process_index() == 0:
-    _write_json_atomic(
+    atomic_write.write_json(
         os.path.join(workdir, 'config.json'),
         json.loads(config.to_json_best_effort()),
     )

@@ -20,13 +20,13 @@ import dataclasses
 import fcntl
 import json
 import os
-import tempfile
 from typing import Any
 
 from absl import logging
 import numpy as np
 import tensorflow_datasets as tfds
 
+from capjax import atomic_write
 from capjax.data import flickr8k
 from capjax.data import images
 from capjax.data import karpathy
@@ -195,19 +195,10 @@ class CaptionSource:
 
 
 def _write_json_atomically(path: str, data: Any) -> None:
-  directory = os.path.dirname(path)
   try:
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix='.index-', suffix='.tmp')
+    atomic_write.write_json(path, data)
   except OSError as e:  # A read-only dataset folder: keep it in memory.
-    logging.info('Not caching the caption index in %s: %s', directory, e)
-    return
-  try:
-    with os.fdopen(fd, 'w', encoding='utf-8') as f:
-      json.dump(data, f, ensure_ascii=False)
-    os.replace(tmp, path)
-  finally:
-    if os.path.exists(tmp):
-      os.remove(tmp)
+    logging.info('Not caching the caption index beside %s: %s', path, e)
 
 
 @contextlib.contextmanager

@@ -20,10 +20,10 @@ import collections
 import hashlib
 import json
 import os
-import tempfile
 
 import numpy as np
 
+from capjax import atomic_write
 from capjax.metrics import tokenizer
 
 PAD_ID = 0
@@ -178,18 +178,7 @@ class Vocab:
 
   def save(self, path: str | os.PathLike) -> None:
     """Writes the vocabulary as JSON, atomically (temp file, then rename)."""
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix='.vocab-', suffix='.tmp')
-    try:
-      with os.fdopen(fd, 'w', encoding='utf-8') as f:
-        json.dump(self.to_json(), f, ensure_ascii=False, indent=0)
-      os.replace(tmp, path)
-    except BaseException:
-      if os.path.exists(tmp):
-        os.remove(tmp)
-      raise
+    atomic_write.write_json(path, self.to_json(), indent=0)
 
   @classmethod
   def load(cls, path: str | os.PathLike) -> 'Vocab':

@@ -18,6 +18,7 @@ import logging
 import os
 from typing import Hashable, Mapping, Sequence
 
+from capjax import atomic_write
 from capjax.metrics import bleu
 from capjax.metrics import cider
 from capjax.metrics import java as java_lib
@@ -279,10 +280,4 @@ def report_json(report: ScoreReport) -> dict:
 
 def write_json(data: dict, path: str) -> None:
   """Writes JSON atomically (temp file, then rename)."""
-  directory = os.path.dirname(os.path.abspath(path))
-  os.makedirs(directory, exist_ok=True)
-  tmp = f'{path}.tmp.{os.getpid()}'
-  with open(tmp, 'w', encoding='utf-8') as f:
-    json.dump(data, f, indent=2)
-    f.write('\n')
-  os.replace(tmp, path)
+  atomic_write.write_json(path, data, indent=2)

@@ -15,7 +15,6 @@ Longer pairs fall back to the dynamic programme.
 """
 
 import dataclasses
-import itertools
 from typing import Sequence
 
 import numpy as np

@@ -7,7 +7,7 @@ captioner module and exposes what training, evaluation and decoding need:
 """
 
 import dataclasses
-from typing import Any, Callable
+from typing import Any
 
 from flax import linen as nn
 import jax
@@ -143,11 +143,10 @@ def create(config: ml_collections.ConfigDict, vocab_size: int) -> Captioner:
       fused=model_config.fused,
       unroll=model_config.unroll,
   )
-  extra: dict[str, Callable] = {
-      'merge': lambda: {'merge': model_config.merge},
-      'soft_attention': lambda: {'attention_dim': model_config.attention_dim},
-  }
-  kwargs.update(extra.get(model_config.decoder, dict)())
+  if model_config.decoder == 'merge':
+    kwargs['merge'] = model_config.merge
+  elif model_config.decoder == 'soft_attention':
+    kwargs['attention_dim'] = model_config.attention_dim
   return Captioner(
       encoder=encoders.create(model_config.encoder),
       decoder=DECODERS[model_config.decoder](**kwargs),
