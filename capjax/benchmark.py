@@ -1,28 +1,94 @@
 r"""Benchmarks: `python -m capjax.benchmark WHAT [--flags] [--json]`.
 
+  python -m capjax.benchmark train_step                # B64 T20 V5000 H512 E256
+  python -m capjax.benchmark train_step --decoder=gru --batch=128
+  python -m capjax.benchmark decode --beam=3 --batch=256
+  python -m capjax.benchmark compile --max_lens=16,32,64
+  python -m capjax.benchmark input --datasets=shapes,flickr8k
   python -m capjax.benchmark metrics --num_images=5000
 
 WHAT names a module of `capjax.benchmarks` in `BENCHMARKS`; its
 `run(config) -> list[dict]` returns one record per measurement. They are
-printed as a table, or as one JSON object per line with --json.
+printed as a table, or as one JSON object per line with --json. Every run
+also measures this machine's float32 matmul rate (a square matmul through
+jax, before and after the benchmark, in the same process): every record
+carries `matmul_gflop_per_s`, and each record whose FLOPs are known
+(`achieved_gflop_per_s`) its `share_of_matmul`.
 """
 
+import datetime
 import importlib
 import json
+import platform
 
 from absl import app
 from absl import flags
+import jax
+
+from capjax.benchmarks import matmul_rate
 
 # WHAT -> module in capjax.benchmarks with `run(config) -> list[dict]`.
 BENCHMARKS = {
+    'train_step': 'capjax.benchmarks.train_step',
+    'decode': 'capjax.benchmarks.decode',
+    'compile': 'capjax.benchmarks.compile',
+    'input': 'capjax.benchmarks.input',
     'metrics': 'capjax.benchmarks.metrics',
 }
 
 _JSON = flags.DEFINE_bool('json', False, 'One JSON object per line.')
-_NUM_IMAGES = flags.DEFINE_integer(
-    'num_images', 5000, 'metrics: images of real COCO captions to score.')
 _REPEATS = flags.DEFINE_integer('repeats', 5, 'Timed repetitions.')
 _WARMUP = flags.DEFINE_integer('warmup', 1, 'Untimed warm-up runs.')
+_MATMUL_SIZE = flags.DEFINE_integer(
+    'matmul_size', matmul_rate.DEFAULT_SIZE,
+    'Side of the square float32 matmul that measures the machine.')
+# The benchmark model (train_step, decode, compile).
+_DECODER = flags.DEFINE_string(
+    'decoder', 'lstm', 'lstm | gru (the Show-and-Tell benchmark model), or a '
+    'captioner with an optional cell: merge, soft_attention/gru, ...')
+_BATCH = flags.DEFINE_integer(
+    'batch', None, 'Captions per train step (default 64) or images per '
+    'decode batch (default 256).')
+_MAX_LEN = flags.DEFINE_integer('max_len', 20, 'T: caption tokens.')
+_VOCAB = flags.DEFINE_integer('vocab', 5000, 'V: vocabulary size.')
+_HIDDEN = flags.DEFINE_integer('hidden', 512, 'H: recurrent state size.')
+_EMBED = flags.DEFINE_integer('embed', 256, 'E: embedding size.')
+_GRID_CELLS = flags.DEFINE_integer(
+    'grid_cells', 0, 'Image features as a grid of this many 2048-d cells '
+    '(for soft attention); 0: one flat feature.')
+_TORCH = flags.DEFINE_bool(
+    'torch', True, 'train_step: also time the PyTorch reference when torch '
+    'is installed.')
+# decode
+_MODES = flags.DEFINE_list('modes', ['greedy', 'beam'],
+                           'decode: greedy and/or beam.')
+_BEAM = flags.DEFINE_integer('beam', 3, 'decode/compile: beam size.')
+# compile
+_MAX_LENS = flags.DEFINE_list('max_lens', ['16', '32', '64'],
+                              'compile: the max_len values.')
+# input
+_DATASETS = flags.DEFINE_list(
+    'datasets', ['shapes', 'flickr8k'],
+    'input: datasets to read (registered names, optionally name/config).')
+_DATA_DIR = flags.DEFINE_string(
+    'data_dir', None, 'input: TFDS data dir (default: a fresh temporary one, '
+    'so preparation is timed too).')
+_MANUAL_DIR = flags.DEFINE_string(
+    'manual_dir', None, 'input: the Flickr8k files in their official layout '
+    '(default: ../shared/data/flickr8k_1k).')
+_IMAGE_SIZE = flags.DEFINE_integer(
+    'image_size', None, "input: resize photos to this side (default: the "
+    "dataset's, 224 for photos).")
+_INPUT_BATCHES = flags.DEFINE_integer(
+    'input_batches', 30, 'input: batches timed per pipeline figure.')
+_TRAIN_STEPS = flags.DEFINE_integer(
+    'train_steps', 20, 'input: train steps timed per training-run figure.')
+_INPUT_CONFIG = flags.DEFINE_string(
+    'input_config', 'shapes', 'input: the config (a configs/ file name with '
+    'an optional :arg) whose model the training-run figure trains.')
+# metrics
+_NUM_IMAGES = flags.DEFINE_integer(
+    'num_images', 5000, 'metrics: images of real COCO captions to score.')
 _TOOLKIT = flags.DEFINE_bool(
     'toolkit', True, 'metrics: also time pycocoevalcap when installed.')
 _CAPTIONS = flags.DEFINE_string(
@@ -48,24 +114,103 @@ def format_records(records: list[dict]) -> str:
   return '\n'.join(lines)
 
 
+def format_table(records: list[dict], machine: dict) -> str:
+  """Records as tables, one per benchmark kind, under the machine's figures."""
+  header = '  '.join(f'{k}={_short(v)}' for k, v in machine.items())
+  kinds = list(dict.fromkeys(r.get('benchmark', '') for r in records))
+  tables = [format_records([r for r in records
+                            if r.get('benchmark', '') == kind])
+            for kind in kinds]
+  return '\n\n'.join([header] + tables)
+
+
+def _short(value):
+  return f'{value:.4g}' if isinstance(value, float) else str(value)
+
+
+def with_machine_figures(
+    records: list[dict], rate: matmul_rate.MatmulRate) -> list[dict]:
+  """Adds the matmul rate to every record and the share where FLOPs are known."""
+  out = []
+  for record in records:
+    record = dict(record, matmul_gflop_per_s=rate.gflop_per_s)
+    if 'achieved_gflop_per_s' in record:
+      record['share_of_matmul'] = matmul_rate.share(
+          record['achieved_gflop_per_s'], rate)
+    out.append(record)
+  return out
+
+
+def machine_record(rate: matmul_rate.MatmulRate) -> dict:
+  """Where and when the figures were measured."""
+  return dict(
+      date=datetime.date.today().isoformat(),
+      jax_version=jax.__version__,
+      backend=jax.default_backend(),
+      device=jax.devices()[0].device_kind,
+      cpu_count=_cpu_count(),
+      processor=platform.processor() or platform.machine(),
+      **rate.as_record(),
+  )
+
+
+def _cpu_count() -> int:
+  import os  # pylint: disable=g-import-not-at-top
+  try:
+    return len(os.sched_getaffinity(0))
+  except AttributeError:
+    return os.cpu_count() or 1
+
+
+def flag_config() -> dict:
+  """The flags as the plain dict every benchmark's `run` takes."""
+  return {
+      'repeats': _REPEATS.value,
+      'warmup': _WARMUP.value,
+      'decoder': _DECODER.value,
+      'batch': _BATCH.value,
+      'max_len': _MAX_LEN.value,
+      'vocab': _VOCAB.value,
+      'hidden': _HIDDEN.value,
+      'embed': _EMBED.value,
+      'grid_cells': _GRID_CELLS.value,
+      'torch': _TORCH.value,
+      'modes': _MODES.value,
+      'beam': _BEAM.value,
+      'max_lens': [int(v) for v in _MAX_LENS.value],
+      'datasets': _DATASETS.value,
+      'data_dir': _DATA_DIR.value,
+      'manual_dir': _MANUAL_DIR.value,
+      'image_size': _IMAGE_SIZE.value,
+      'input_batches': _INPUT_BATCHES.value,
+      'train_steps': _TRAIN_STEPS.value,
+      'input_config': _INPUT_CONFIG.value,
+      'num_images': _NUM_IMAGES.value,
+      'toolkit': _TOOLKIT.value,
+      'captions': _CAPTIONS.value,
+  }
+
+
 def main(argv):
   if len(argv) != 2 or argv[1] not in BENCHMARKS:
     raise app.UsageError(
         f'Name one benchmark: {", ".join(sorted(BENCHMARKS))}.')
+  config = flag_config()
+  if config['batch'] is not None and config['batch'] < 1:
+    raise app.UsageError(f'--batch must be >= 1, got {config["batch"]}.')
   module = importlib.import_module(BENCHMARKS[argv[1]])
-  config = {
-      'num_images': _NUM_IMAGES.value,
-      'repeats': _REPEATS.value,
-      'warmup': _WARMUP.value,
-      'toolkit': _TOOLKIT.value,
-      'captions': _CAPTIONS.value,
-  }
+  rate = matmul_rate.MatmulRate(size=_MATMUL_SIZE.value,
+                                repeats=max(_REPEATS.value, 3))
+  rate.measure()
   records = module.run(config)
+  rate.measure()  # again at the end: the figure spans the whole run
+  records = with_machine_figures(records, rate)
+  machine = machine_record(rate)
   if _JSON.value:
     for record in records:
-      print(json.dumps(record))
+      print(json.dumps(dict(record, **machine)))
   else:
-    print(format_records(records))
+    print(format_table(records, machine))
 
 
 if __name__ == '__main__':

@@ -1,0 +1,98 @@
+"""Decoding speed of the benchmark model: `capjax.benchmark decode`.
+
+Decodes a batch of image features the way evaluation does: one jitted
+function of (params, images) that builds `model.decoder_fns` (image context
+computed once) and runs `decoding.decode` with the greedy or beam method,
+here with `early_stop=False` so every caption takes `max_len` steps (random
+parameters would otherwise make the figure depend on when EOS wins). Reports
+captions/s and tokens/s (max_len tokens per caption), trace and compile
+seconds, and the matmul FLOPs of one call (the while loop counted max_len
+times) with the achieved GFLOP/s.
+"""
+
+import functools
+import time
+
+import jax
+
+from capjax import decoding
+from capjax.benchmarks import bench_model
+from capjax.benchmarks import flops
+from capjax.benchmarks import timing
+from capjax.benchmarks import train_step
+
+DEFAULT_BATCH = 256
+MODES = ('greedy', 'beam')
+
+
+def decode_images(model, params, images, *, mode: str, beam: int,
+                  max_len: int) -> jax.Array:
+  """[batch, ...] features -> [batch, N, max_len] int32 token ids.
+
+  Args:
+    model: the captioner.
+    params: its parameters.
+    images: [batch, ...] image features.
+    mode: 'greedy' or 'beam'.
+    beam: the beam size (beam mode).
+    max_len: tokens per caption; no early finish.
+
+  Returns:
+    The decoded sequences (N = 1 for greedy, beam for beam search).
+  """
+  step_fn, init_carry = model.decoder_fns(params, images)
+  settings = dict(max_len=max_len, early_stop=False)
+  if mode == 'beam':
+    settings['beam_size'] = beam
+  sequences, _ = decoding.decode(step_fn, init_carry, method=mode, **settings)
+  return sequences
+
+
+def compile_decode(model, params, images, **settings):
+  """Lowers and compiles a fresh jitted decode; (compiled, trace_s, compile_s)."""
+  fn = jax.jit(functools.partial(decode_images, model, **settings))
+  start = time.perf_counter()
+  lowered = fn.lower(params, images)
+  traced = time.perf_counter()
+  compiled = lowered.compile()
+  return compiled, traced - start, time.perf_counter() - traced
+
+
+def decode_flops(model, params, images, **settings) -> int:
+  """Matmul FLOPs of one decode call (max_len steps)."""
+  return flops.matmul_flops(
+      functools.partial(decode_images, model, **settings), params, images,
+      while_trips=settings['max_len'])
+
+
+def run(config: dict) -> list[dict]:
+  """Times greedy and/or beam decoding; one record per mode."""
+  size = train_step.model_size(config, default_batch=DEFAULT_BATCH)
+  modes = config.get('modes') or MODES
+  unknown = sorted(set(modes) - set(MODES))
+  if unknown:
+    raise ValueError(f'--modes: unknown {unknown}; choose from {MODES}.')
+  model, params = bench_model.init_params(size)
+  images = jax.device_put(bench_model.features(size))
+  records = []
+  for mode in modes:
+    beam = config.get('beam', 3) if mode == 'beam' else 1
+    settings = dict(mode=mode, beam=beam, max_len=size.max_len)
+    compiled, trace_s, compile_s = compile_decode(
+        model, params, images, **settings)
+    t, _ = timing.time_fn(lambda c=compiled: c(params, images),
+                          config['repeats'], config['warmup'])
+    seconds = t.median_seconds
+    gflop = decode_flops(model, params, images, **settings) / 1e9
+    records.append(dict(
+        benchmark='decode', impl='capjax', mode=mode, beam=beam,
+        **size.as_record(),
+        batch_ms=1e3 * seconds, min_batch_ms=1e3 * t.min_seconds,
+        max_batch_ms=1e3 * t.max_seconds,
+        captions_per_s=size.batch / seconds,
+        tokens_per_s=size.batch * size.max_len / seconds,
+        trace_s=trace_s, compile_s=compile_s,
+        gflop_per_batch=gflop, achieved_gflop_per_s=gflop / seconds,
+        repeats=t.repeats, warmup=t.warmup,
+    ))
+  return records

@@ -1,0 +1,92 @@
+"""Train-step speed of the benchmark model: `capjax.benchmark train_step`.
+
+Times `train.train_step` (jitted, state donated, as the train loop runs it)
+on the benchmark model of `bench_model` with one device-resident batch:
+step ms (median of repeats after warm-up), tokens/s and captions/s, trace
+and compile seconds (apart), and the matmul FLOPs of one step (forward and
+backward, counted from its jaxpr by `flops.matmul_flops`) with the achieved
+GFLOP/s. When `torch` imports, the same model in PyTorch is timed beside it
+(`torch_reference`).
+"""
+
+import time
+
+import jax
+
+from capjax.benchmarks import bench_model
+from capjax.benchmarks import flops
+from capjax.benchmarks import timing
+from capjax.benchmarks import torch_reference
+
+
+def model_size(config: dict, default_batch: int = 64,
+               **overrides) -> bench_model.ModelSize:
+  """The ModelSize of the dispatcher's flags (`config`), with overrides.
+
+  A flag missing from `config` (or None) takes the benchmark model's default.
+  """
+  defaults = bench_model.ModelSize(batch=default_batch)
+  fields = {}
+  for name in ('decoder', 'batch', 'max_len', 'vocab', 'hidden', 'embed',
+               'grid_cells'):
+    value = config.get(name)
+    fields[name] = getattr(defaults, name) if value is None else value
+  fields.update(overrides)
+  size = bench_model.ModelSize(**fields)
+  size.validate()
+  return size
+
+
+def compile_step(setup: bench_model.TrainSetup):
+  """Lowers and compiles the jitted step; returns (compiled, trace_s, compile_s).
+
+  A fresh `jax.jit` wrapper is built on every call, so nothing is reused from
+  an earlier compilation in this process.
+  """
+  step = jax.jit(lambda *a: setup.step_fn(*a), donate_argnums=(0,))
+  start = time.perf_counter()
+  lowered = step.lower(setup.state, setup.batch, setup.rng)
+  traced = time.perf_counter()
+  compiled = lowered.compile()
+  done = time.perf_counter()
+  return compiled, traced - start, done - traced
+
+
+def step_flops(setup: bench_model.TrainSetup) -> int:
+  """Matmul FLOPs of one train step, forward and backward."""
+  return flops.matmul_flops(setup.step_fn, setup.state, setup.batch, setup.rng)
+
+
+def run(config: dict) -> list[dict]:
+  """Times the train step; one record for capjax (and one for PyTorch)."""
+  size = model_size(config)
+  setup = bench_model.train_setup(size)
+  compiled, trace_s, compile_s = compile_step(setup)
+  state = setup.state
+
+  def one_step():
+    nonlocal state
+    state, metrics = compiled(state, setup.batch, setup.rng)
+    return metrics
+
+  t, metrics = timing.time_fn(one_step, config['repeats'], config['warmup'])
+  step_s = t.median_seconds
+  gflop = step_flops(setup) / 1e9
+  real_tokens = int((setup.batch['tokens'][:, 1:] != 0).sum())
+  record = dict(
+      benchmark='train_step', impl='capjax', **size.as_record(),
+      step_ms=1e3 * step_s, min_step_ms=1e3 * t.min_seconds,
+      max_step_ms=1e3 * t.max_seconds,
+      tokens_per_s=size.batch * size.max_len / step_s,
+      real_tokens_per_s=real_tokens / step_s,
+      captions_per_s=size.batch / step_s,
+      trace_s=trace_s, compile_s=compile_s,
+      gflop_per_step=gflop, achieved_gflop_per_s=gflop / step_s,
+      loss=float(metrics['loss']),
+      repeats=t.repeats, warmup=t.warmup,
+  )
+  records = [record]
+  if config.get('torch', True):
+    records.extend(torch_reference.train_step_records(
+        size, config['repeats'], config['warmup'], gflop_per_step=gflop))
+  return records
