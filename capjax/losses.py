@@ -58,8 +58,14 @@ def cross_entropy(
   Returns:
     `(nll_sum, weight_sum)`: [] float32 each.
   """
-  nll = token_nll(logits.astype(jnp.float32), targets)
-  return jnp.sum(nll * weights), jnp.sum(weights)
+  # Rows of [tokens, vocab]: XLA then computes d(logits) once for the three
+  # matmuls of the output layer's backward pass (on [batch, time, vocab] it
+  # recomputed it per consumer).
+  vocab = logits.shape[-1]
+  nll = token_nll(
+      logits.reshape(-1, vocab).astype(jnp.float32), targets.reshape(-1)
+  )
+  return jnp.sum(nll * weights.reshape(-1)), jnp.sum(weights)
 
 
 def doubly_stochastic(alpha: jax.Array, weights: jax.Array) -> jax.Array:

@@ -112,8 +112,12 @@ class SoftAttention(nn.Module):
     )
 
   def _deep_output(self, words, hidden, context, *, train: bool):
-    out = words + self.out_hidden(hidden) + self.out_context(context)
-    return self.output(self.drop(out, deterministic=not train))
+    out = (
+        words
+        + captioners.rows(self.out_hidden, hidden)
+        + captioners.rows(self.out_context, context)
+    )
+    return captioners.rows(self.output, self.drop(out, deterministic=not train))
 
   def __call__(
       self,

@@ -279,19 +279,27 @@ class LSTMCell(nn.Module):
     """One step: x_proj [..., 4 * features] -> (carry, h [..., features])."""
     return lstm_step(self.recurrent, carry, x_proj)
 
-  def scan(self, carry: Carry, x_proj: jax.Array):
+  def scan(self, carry: Carry, x_proj: jax.Array, time_major: bool = False):
     """Whole sequence: x_proj [batch, time, 4 * features].
 
+    Args:
+      carry: the initial carry.
+      x_proj: [batch, time, 4 * features], or [time, batch, 4 * features]
+        when `time_major` (no transposes: the fast layout).
+      time_major: the layout of x_proj and of the returned hs.
+
     Returns:
-      `(carry, hs)`; hs: [batch, time, features].
+      `(carry, hs)`; hs: [batch, time, features] ([time, batch, features]
+      when time_major).
     """
-    if self.fused:
-      c0, h0 = carry
-      carry, hs = lstm_recurrence(
-          self.recurrent, _time_major(x_proj), c0, h0, self.unroll
-      )
-      return carry, _time_major(hs)
-    return _scan_steps(self, carry, x_proj, self.unroll)
+    if not self.fused:
+      return _scan_steps(self, carry, x_proj, self.unroll, time_major)
+    c0, h0 = carry
+    swap = (lambda x: x) if time_major else _time_major
+    carry, hs = lstm_recurrence(
+        self.recurrent, swap(x_proj), c0, h0, self.unroll
+    )
+    return carry, swap(hs)
 
 
 class GRUCell(nn.Module):
@@ -331,29 +339,54 @@ class GRUCell(nn.Module):
     """One step: x_proj [..., 3 * features] -> (carry, h [..., features])."""
     return gru_step(self.recurrent, self.recurrent_bias, carry, x_proj)
 
-  def scan(self, carry: Carry, x_proj: jax.Array):
+  def scan(self, carry: Carry, x_proj: jax.Array, time_major: bool = False):
     """Whole sequence: x_proj [batch, time, 3 * features].
 
+    Args:
+      carry: the initial carry.
+      x_proj: [batch, time, 3 * features], or [time, batch, 3 * features]
+        when `time_major` (no transposes: the fast layout).
+      time_major: the layout of x_proj and of the returned hs.
+
     Returns:
-      `(carry, hs)`; hs: [batch, time, features].
+      `(carry, hs)`; hs: [batch, time, features] ([time, batch, features]
+      when time_major).
     """
-    if self.fused:
-      carry, hs = gru_recurrence(
-          self.recurrent, self.recurrent_bias, _time_major(x_proj), carry,
-          self.unroll,
-      )
-      return carry, _time_major(hs)
-    return _scan_steps(self, carry, x_proj, self.unroll)
+    if not self.fused:
+      return _scan_steps(self, carry, x_proj, self.unroll, time_major)
+    swap = (lambda x: x) if time_major else _time_major
+    carry, hs = gru_recurrence(
+        self.recurrent, self.recurrent_bias, swap(x_proj), carry, self.unroll
+    )
+    return carry, swap(hs)
 
 
-def _scan_steps(cell: nn.Module, carry: Carry, x_proj: jax.Array, unroll: int):
-  """`nn.scan` of `cell.step` over axis 1 of x_proj [batch, time, gates]."""
+def _scan_steps(
+    cell: nn.Module,
+    carry: Carry,
+    x_proj: jax.Array,
+    unroll: int,
+    time_major: bool = False,
+):
+  """`nn.scan` of `cell.step` over the time axis of x_proj.
+
+  Args:
+    cell: the cell.
+    carry: the initial carry.
+    x_proj: [batch, time, gates] ([time, batch, gates] when time_major).
+    unroll: time steps per loop iteration.
+    time_major: the layout of x_proj and of the returned hs.
+
+  Returns:
+    `(carry, hs)`, hs in the layout of x_proj.
+  """
+  axis = 0 if time_major else 1
   scan = nn.scan(
       lambda module, c, x: module.step(c, x),
       variable_broadcast='params',
       split_rngs={'params': False},
-      in_axes=1,
-      out_axes=1,
+      in_axes=axis,
+      out_axes=axis,
       unroll=unroll,
   )
   return scan(cell, carry, x_proj)
