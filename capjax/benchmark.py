@@ -16,10 +16,12 @@ carries `matmul_gflop_per_s`, and each record whose FLOPs are known
 (`achieved_gflop_per_s`) its `share_of_matmul`.
 """
 
+import contextlib
 import datetime
 import importlib
 import json
 import platform
+import sys
 
 from absl import app
 from absl import flags
@@ -130,7 +132,7 @@ def _short(value):
 
 def with_machine_figures(
     records: list[dict], rate: matmul_rate.MatmulRate) -> list[dict]:
-  """Adds the matmul rate to every record and the share where FLOPs are known."""
+  """Adds the matmul rate to all records and the share where FLOPs are known."""
   out = []
   for record in records:
     record = dict(record, matmul_gflop_per_s=rate.gflop_per_s)
@@ -201,9 +203,13 @@ def main(argv):
   module = importlib.import_module(BENCHMARKS[argv[1]])
   rate = matmul_rate.MatmulRate(size=_MATMUL_SIZE.value,
                                 repeats=max(_REPEATS.value, 3))
-  rate.measure()
-  records = module.run(config)
-  rate.measure()  # again at the end: the figure spans the whole run
+  # Only the results go to stdout (what libraries print, e.g. TFDS's
+  # 'Downloading and preparing dataset', goes to stderr), so that --json
+  # output is one JSON object per line.
+  with contextlib.redirect_stdout(sys.stderr):
+    rate.measure()
+    records = module.run(config)
+    rate.measure()  # again at the end: the figure spans the whole run
   records = with_machine_figures(records, rate)
   machine = machine_record(rate)
   if _JSON.value:

@@ -32,12 +32,19 @@ def dot_general_flops(lhs_shape, rhs_shape, dimension_numbers) -> int:
   Returns:
     Multiply-adds times 2.
   """
-  (lhs_contract, _), (lhs_batch, _) = dimension_numbers
+  (lhs_contract, rhs_contract), (lhs_batch, rhs_batch) = dimension_numbers
   contract = math.prod(lhs_shape[d] for d in lhs_contract)
   batch = math.prod(lhs_shape[d] for d in lhs_batch)
-  lhs_free = math.prod(lhs_shape) // (contract * batch)
-  rhs_free = math.prod(rhs_shape) // (contract * batch)
+  # Free sizes as products of the free dims (not total // shared, which
+  # divides by zero when a contracted or batch dim is empty).
+  lhs_free = _free_size(lhs_shape, lhs_contract, lhs_batch)
+  rhs_free = _free_size(rhs_shape, rhs_contract, rhs_batch)
   return 2 * batch * lhs_free * rhs_free * contract
+
+
+def _free_size(shape, contract, batch) -> int:
+  shared = set(contract) | set(batch)
+  return math.prod(n for d, n in enumerate(shape) if d not in shared)
 
 
 def _conv_flops(eqn) -> int:

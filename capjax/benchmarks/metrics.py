@@ -129,10 +129,10 @@ def run(config: dict) -> list[dict]:
   toolkit_stages, toolkit_scores = None, None
   if config.get('toolkit', True):
     try:
-      import pycocoevalcap  # pylint: disable=g-import-not-at-top,unused-import
+      import pycocoevalcap  # pylint: disable=g-import-not-at-top
     except ImportError:
-      pass
-    else:
+      pycocoevalcap = None
+    if pycocoevalcap is not None:  # _toolkit imports the parts it runs
       toolkit_stages, toolkit_scores = _toolkit(references, results)
   records = []
   for impl, timings in (('capjax', stages), ('toolkit', toolkit_stages)):
