@@ -11,7 +11,8 @@ WHAT names a module of `capjax.benchmarks` in `BENCHMARKS`; its
 `run(config) -> list[dict]` returns one record per measurement. They are
 printed as a table, or as one JSON object per line with --json. Every run
 also measures this machine's float32 matmul rate (a square matmul through
-jax, before and after the benchmark, in the same process): every record
+jax, in the same process, before and after the benchmark and between its
+timed repetitions; the median of all samples): every record
 carries `matmul_gflop_per_s`, and each record whose FLOPs are known
 (`achieved_gflop_per_s`) its `share_of_matmul`.
 """
@@ -206,6 +207,10 @@ def main(argv):
   # Only the results go to stdout (what libraries print, e.g. TFDS's
   # 'Downloading and preparing dataset', goes to stderr), so that --json
   # output is one JSON object per line.
+  # The matmul rate is sampled before, between the timed repetitions of
+  # every figure (`between`) and after: on a shared or throttled machine the
+  # share then compares like with like.
+  config['between'] = rate.sample
   with contextlib.redirect_stdout(sys.stderr):
     rate.measure()
     records = module.run(config)

@@ -81,7 +81,8 @@ def run(config: dict) -> list[dict]:
     compiled, trace_s, compile_s = compile_decode(
         model, params, images, **settings)
     t, _ = timing.time_fn(lambda c=compiled: c(params, images),
-                          config['repeats'], config['warmup'])
+                          config['repeats'], config['warmup'],
+                          between=config.get('between'))
     seconds = t.median_seconds
     gflop = decode_flops(model, params, images, **settings) / 1e9
     records.append(dict(

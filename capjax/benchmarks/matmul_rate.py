@@ -29,21 +29,26 @@ class MatmulRate:
     self._fn = None
     self._args = None
 
-  def measure(self) -> float:
-    """Adds `repeats` samples (after one warm-up call); returns their median."""
+  def sample(self) -> float:
+    """Adds one sample; returns it (GFLOP/s)."""
+    self._prepare()
+    start = time.perf_counter()
+    self._fn(*self._args).block_until_ready()
+    rate = 2 * self.size**3 / (time.perf_counter() - start) / 1e9
+    self.samples.append(rate)
+    return rate
+
+  def _prepare(self):
     if self._fn is None:
       keys = jax.random.split(jax.random.key(0))
       shape = (self.size, self.size)
       self._args = tuple(jax.random.normal(k, shape, jnp.float32) for k in keys)
       self._fn = jax.jit(jnp.matmul)
       self._fn(*self._args).block_until_ready()
-    new = []
-    for _ in range(self.repeats):
-      start = time.perf_counter()
-      self._fn(*self._args).block_until_ready()
-      new.append(2 * self.size**3 / (time.perf_counter() - start) / 1e9)
-    self.samples.extend(new)
-    return statistics.median(new)
+
+  def measure(self) -> float:
+    """Adds `repeats` samples (after one warm-up call); returns their median."""
+    return statistics.median(self.sample() for _ in range(self.repeats))
 
   @property
   def gflop_per_s(self) -> float:

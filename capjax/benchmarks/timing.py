@@ -35,7 +35,8 @@ def _wait(result: Any) -> Any:
   return result
 
 
-def time_fn(fn: Callable[[], Any], repeats: int = 5, warmup: int = 1
+def time_fn(fn: Callable[[], Any], repeats: int = 5, warmup: int = 1,
+            between: Callable[[], Any] | None = None
             ) -> tuple[Timing, Any]:
   """Times `fn()`; returns the timing and the last result.
 
@@ -44,6 +45,8 @@ def time_fn(fn: Callable[[], Any], repeats: int = 5, warmup: int = 1
     repeats: timed calls after the warm-up (at least 1).
     warmup: untimed calls first; the first of all calls is timed apart as
       `first_seconds` (when `warmup` is 0 it also counts as a repeat).
+    between: called (untimed) after every timed call, e.g. to sample the
+      machine's matmul rate at the same moments as the figure itself.
 
   Returns:
     (Timing, the result of the last call).
@@ -60,6 +63,8 @@ def time_fn(fn: Callable[[], Any], repeats: int = 5, warmup: int = 1
     start = time.perf_counter()
     result = _wait(fn())
     times.append(time.perf_counter() - start)
+    if between is not None:
+      between()
   return Timing(first_seconds=first, median_seconds=statistics.median(times),
                 min_seconds=min(times), max_seconds=max(times),
                 repeats=repeats, warmup=warmup), result

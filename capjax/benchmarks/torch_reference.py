@@ -53,7 +53,7 @@ def _module(size: bench_model.ModelSize):
 
 def train_step_records(
     size: bench_model.ModelSize, repeats: int, warmup: int, *,
-    gflop_per_step: float) -> list[dict]:
+    gflop_per_step: float, between=None) -> list[dict]:
   """Times the PyTorch train step; [] (and a note on stderr) without torch.
 
   Args:
@@ -62,6 +62,7 @@ def train_step_records(
     repeats: timed steps.
     warmup: untimed steps first.
     gflop_per_step: the model's matmul GFLOPs per step (capjax's count).
+    between: called after every timed step (see `timing.time_fn`).
 
   Returns:
     One record with the train-step keys, `impl` 'pytorch'.
@@ -96,7 +97,7 @@ def train_step_records(
     optimizer.step()
     return float(loss.detach())
 
-  t, loss = timing.time_fn(step, repeats, warmup)
+  t, loss = timing.time_fn(step, repeats, warmup, between=between)
   step_s = t.median_seconds
   return [dict(
       benchmark='train_step', impl='pytorch', **size.as_record(),

@@ -69,7 +69,8 @@ def run(config: dict) -> list[dict]:
     state, metrics = compiled(state, setup.batch, setup.rng)
     return metrics
 
-  t, metrics = timing.time_fn(one_step, config['repeats'], config['warmup'])
+  t, metrics = timing.time_fn(one_step, config['repeats'], config['warmup'],
+                              between=config.get('between'))
   step_s = t.median_seconds
   gflop = step_flops(setup) / 1e9
   real_tokens = int((setup.batch['tokens'][:, 1:] != 0).sum())
@@ -88,5 +89,6 @@ def run(config: dict) -> list[dict]:
   records = [record]
   if config.get('torch', True):
     records.extend(torch_reference.train_step_records(
-        size, config['repeats'], config['warmup'], gflop_per_step=gflop))
+        size, config['repeats'], config['warmup'], gflop_per_step=gflop,
+        between=config.get('between')))
   return records
