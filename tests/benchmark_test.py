@@ -58,6 +58,12 @@ class TimingTest(absltest.TestCase):
     self.assertLessEqual(result.median_seconds, result.max_seconds)
     self.assertEqual(value.tolist(), [1.0, 1.0, 1.0])
 
+  def test_between_runs_after_each_timed_call_only(self):
+    order = []
+    timing.time_fn(lambda: order.append('call'), repeats=2, warmup=1,
+                   between=lambda: order.append('between'))
+    self.assertEqual(order, ['call', 'call', 'between', 'call', 'between'])
+
   def test_rejects_zero_repeats(self):
     with self.assertRaises(ValueError):
       timing.time_fn(lambda: None, repeats=0)
