@@ -89,7 +89,11 @@ class _ConvNet(nn.Module):
       pooled = einops.rearrange(grid, 'b l c -> b (l c)')
     else:
       pooled = grid.mean(axis=1)
-    global_feature = nn.relu(nn.Dense(self.global_dim, name='global')(pooled))
+    # Normalised before the ReLU: without it the global feature of a trained
+    # Show-and-Tell grew to values in the hundreds, saturated the LSTM gates
+    # it feeds and every image got the same caption.
+    global_feature = nn.Dense(self.global_dim, name='global')(pooled)
+    global_feature = nn.relu(nn.LayerNorm(name='global_norm')(global_feature))
     return global_feature, grid
 
 
