@@ -28,6 +28,7 @@ from absl import app
 from absl import flags
 import jax
 
+from capjax.benchmarks import checks
 from capjax.benchmarks import matmul_rate
 
 # WHAT -> module in capjax.benchmarks with `run(config) -> list[dict]`.
@@ -199,8 +200,10 @@ def main(argv):
     raise app.UsageError(
         f'Name one benchmark: {", ".join(sorted(BENCHMARKS))}.')
   config = flag_config()
-  if config['batch'] is not None and config['batch'] < 1:
-    raise app.UsageError(f'--batch must be >= 1, got {config["batch"]}.')
+  try:  # bad model flags fail before anything is timed
+    checks.check_config(argv[1], config)
+  except ValueError as e:
+    raise app.UsageError(str(e)) from e
   module = importlib.import_module(BENCHMARKS[argv[1]])
   rate = matmul_rate.MatmulRate(size=_MATMUL_SIZE.value,
                                 repeats=max(_REPEATS.value, 3))

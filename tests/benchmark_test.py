@@ -14,6 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from capjax.benchmarks import bench_model
+from capjax.benchmarks import checks
 from capjax.benchmarks import decode
 from capjax.benchmarks import timing
 from capjax.benchmarks import torch_reference
@@ -163,6 +164,20 @@ class TrainStepBenchmarkTest(_CliTestCase):
     with self.assertRaisesRegex(ValueError,
                                 r"--decoder='nope': use lstm, gru, or one"):
       train_step.model_size(dict(MODEL, decoder='nope'))
+
+
+  def test_bad_flags_are_caught_before_any_timing(self):
+    # The entry point runs these checks first and turns them into usage
+    # errors.
+    config = dict(MODEL)
+    for what in ('train_step', 'decode', 'compile'):
+      with self.assertRaisesRegex(ValueError, '--decoder'):
+        checks.check_config(what, dict(config, decoder='nope'))
+    with self.assertRaisesRegex(ValueError, '--modes'):
+      checks.check_config('decode', dict(config, modes=['nope']))
+    with self.assertRaisesRegex(ValueError, '--batch'):
+      checks.check_config('train_step', dict(config, batch=0))
+    checks.check_config('decode', dict(config, modes=['beam']))
 
 
 class DecodeBenchmarkTest(_CliTestCase):

@@ -65,13 +65,19 @@ def decode_flops(model, params, images, **settings) -> int:
       while_trips=settings['max_len'])
 
 
-def run(config: dict) -> list[dict]:
-  """Times greedy and/or beam decoding; one record per mode."""
-  size = train_step.model_size(config, default_batch=DEFAULT_BATCH)
-  modes = config.get('modes') or MODES
+def check_modes(modes) -> tuple[str, ...]:
+  """The decode modes to time (all by default); ValueError for unknown ones."""
+  modes = tuple(modes or MODES)
   unknown = sorted(set(modes) - set(MODES))
   if unknown:
     raise ValueError(f'--modes: unknown {unknown}; choose from {MODES}.')
+  return modes
+
+
+def run(config: dict) -> list[dict]:
+  """Times greedy and/or beam decoding; one record per mode."""
+  size = train_step.model_size(config, default_batch=DEFAULT_BATCH)
+  modes = check_modes(config.get('modes'))
   model, params = bench_model.init_params(size)
   images = jax.device_put(bench_model.features(size))
   records = []

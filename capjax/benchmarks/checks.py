@@ -1,0 +1,22 @@
+"""Flag checks of the benchmark entry point, run before anything is timed."""
+
+from capjax.benchmarks import decode
+from capjax.benchmarks import train_step
+
+MODEL_BENCHMARKS = ('train_step', 'decode', 'compile')
+
+
+def check_config(what: str, config: dict) -> None:
+  """Raises ValueError naming the bad flag of benchmark `what`.
+
+  Args:
+    what: the benchmark's name ('train_step', 'decode', ...).
+    config: the flags as `capjax.benchmark.flag_config` gives them.
+  """
+  batch = config.get('batch')
+  if batch is not None and batch < 1:
+    raise ValueError(f'--batch must be >= 1, got {batch}.')
+  if what in MODEL_BENCHMARKS:
+    train_step.model_size(config)
+  if what == 'decode':
+    decode.check_modes(config.get('modes'))
