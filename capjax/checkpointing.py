@@ -127,7 +127,8 @@ def find_checkpoint(workdir: str, which: str = 'latest') -> tuple[str, int]:
         f'Workdir {workdir} does not exist: train first with '
         f'`python -m capjax.main --config=... --workdir={workdir}`.'
     )
-  directory = os.path.join(workdir, LATEST_DIR if which == 'latest' else BEST_DIR)
+  subdir = LATEST_DIR if which == 'latest' else BEST_DIR
+  directory = os.path.join(workdir, subdir)
   step = None
   if os.path.isdir(directory):
     step = ocp.CheckpointManager(directory).latest_step()

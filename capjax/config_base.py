@@ -16,7 +16,8 @@ def base_config() -> ml_collections.ConfigDict:
   c.dataset = ml_collections.ConfigDict()
   c.dataset.name = 'shapes'  # a key of capjax.data.pipeline's registry
   c.dataset.builder_config = 'default'  # TFDS builder config of the dataset
-  c.dataset.data_dir = ''  # TFDS data dir ('' = $TFDS_DATA_DIR or ~/tensorflow_datasets)
+  # TFDS data dir ('' = $TFDS_DATA_DIR or ~/tensorflow_datasets)
+  c.dataset.data_dir = ''
   c.dataset.manual_dir = ''  # where a real dataset's files already are
   c.dataset.image_size = 64  # images are resized to this square size
   c.dataset.max_len = 20  # caption tokens, EOS included; longer ones are cut
@@ -48,7 +49,8 @@ def base_config() -> ml_collections.ConfigDict:
   c.optimizer = ml_collections.ConfigDict()
   c.optimizer.name = 'adam'  # adam | adamw | sgd | rmsprop
   c.optimizer.learning_rate = 2e-3  # peak learning rate
-  c.optimizer.schedule = 'warmup_cosine'  # constant | cosine | warmup_cosine | linear
+  # constant | cosine | warmup_cosine | linear
+  c.optimizer.schedule = 'warmup_cosine'
   c.optimizer.warmup_steps = 100  # linear warm-up steps
   c.optimizer.end_factor = 0.05  # final learning rate / peak
   c.optimizer.b1 = 0.9  # Adam beta1
@@ -65,7 +67,8 @@ def base_config() -> ml_collections.ConfigDict:
   c.train.checkpoint_every = 500  # steps between checkpoints
   c.train.keep_checkpoints = 2  # latest checkpoints kept
   c.train.validate_every = 0  # steps between validations (0 = at the end)
-  c.train.best_metric = 'CIDEr'  # validation metric of the best checkpoint ('' = none)
+  # validation metric of the best checkpoint ('' = none)
+  c.train.best_metric = 'CIDEr'
   c.train.attention_lambda = 1.0  # doubly stochastic attention regulariser
   c.train.prefetch = 2  # batches prepared ahead by the input thread
 
@@ -77,7 +80,8 @@ def base_config() -> ml_collections.ConfigDict:
   c.eval.beam_size = 3  # beam width for beam / diverse_beam
   c.eval.num_groups = 1  # diverse_beam groups
   c.eval.diversity_penalty = 0.5  # diverse_beam penalty
-  c.eval.length_penalty = 0.0  # alpha of the length normaliser (0 = sum of log-probs)
+  # alpha of the length normaliser (0 = sum of log-probs)
+  c.eval.length_penalty = 0.0
   c.eval.length_norm = 'gnmt'  # gnmt: ((5 + len) / 6)^alpha | power: len^alpha
   c.eval.temperature = 1.0  # sample: softmax temperature
   c.eval.top_k = 0  # sample: keep the k most probable words (0 = all)

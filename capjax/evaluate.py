@@ -8,10 +8,12 @@ gallery):
 
 Score a results file against COCO-format references:
 
-  python -m capjax.evaluate \
-    --references=../shared/data/coco_val2014_captions/captions_val2014_fakecap_subset_reconstructed.json \
-    --results=../shared/data/coco_val2014_captions/captions_val2014_fakecap_results.json \
-    --metrics=bleu,meteor,rouge,cider --json=/tmp/scores.json
+  python -m capjax.evaluate --references=REFERENCES.json \
+    --results=RESULTS.json --metrics=bleu,meteor,rouge,cider \
+    --json=/tmp/scores.json
+
+(the COCO toolkit's demo files in ../shared/data/coco_val2014_captions/ are
+such a pair).
 
 Prints a table of the COCO toolkit's metrics and writes them as JSON with the
 toolkit's key names. The logic lives in `capjax.metrics.coco` and

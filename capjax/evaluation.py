@@ -293,7 +293,9 @@ def _write(config, source, split, workdir, results, metrics, gallery):
       os.path.join(out_dir, f'{split}_captions.json'),
       [{'image_id': i, 'caption': c} for i, c in sorted(results.items())],
   )
-  atomic_write.write_json(os.path.join(out_dir, f'{split}_metrics.json'), metrics)
+  atomic_write.write_json(
+      os.path.join(out_dir, f'{split}_metrics.json'), metrics
+  )
   correct = caption_checker(config.dataset.name, source)
   report.write_gallery(
       os.path.join(out_dir, f'{split}_gallery'),

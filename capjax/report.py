@@ -146,7 +146,8 @@ def gallery_image(
   if title:
     ImageDraw.Draw(canvas).text((6, 5), title, fill='black', font=_font(14))
   for i, tile in enumerate(tiles):
-    canvas.paste(tile, ((i % columns) * width, header + (i // columns) * height))
+    left = (i % columns) * width
+    canvas.paste(tile, (left, header + (i // columns) * height))
   return canvas
 
 

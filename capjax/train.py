@@ -380,7 +380,9 @@ def train_and_evaluate(
   def save(step: int) -> None:
     nonlocal last_saved
     if step != last_saved:
-      checkpointer.save(step, stepper.host_state(state), config, vocab.to_json())
+      checkpointer.save(
+          step, stepper.host_state(state), config, vocab.to_json()
+      )
       last_saved = step
 
   logging.info(

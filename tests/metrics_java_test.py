@@ -1,4 +1,4 @@
-"""METEOR and SPICE through Java: the jar's numbers and the unavailable paths."""
+"""METEOR and SPICE through Java: the jars' figures; when they cannot run."""
 
 import os
 import shutil

@@ -49,7 +49,11 @@ def decode_images(model, params, images, *, mode: str, beam: int,
 
 
 def compile_decode(model, params, images, **settings):
-  """Lowers and compiles a fresh jitted decode; (compiled, trace_s, compile_s)."""
+  """Lowers and compiles a fresh jitted decode.
+
+  Returns:
+    `(compiled, trace_s, compile_s)`.
+  """
   fn = jax.jit(functools.partial(decode_images, model, **settings))
   start = time.perf_counter()
   lowered = fn.lower(params, images)

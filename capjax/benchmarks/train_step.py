@@ -38,7 +38,7 @@ def model_size(config: dict, default_batch: int = 64,
 
 
 def compile_step(setup: bench_model.TrainSetup):
-  """Lowers and compiles the jitted step; returns (compiled, trace_s, compile_s).
+  """Lowers and compiles the jitted step: (compiled, trace_s, compile_s).
 
   A fresh `jax.jit` wrapper is built on every call, so nothing is reused from
   an earlier compilation in this process.

@@ -164,7 +164,8 @@ def from_table(table: ngrams.NgramTable, df: DocumentFrequency | None = None,
   ref = np.flatnonzero(~table.is_candidate)
   cand = table.first[table.caption_image[ref]]
   denom = norm[cand] * norm[ref]
-  val = np.where(denom != 0, dot[ref] / np.where(denom != 0, denom, 1), dot[ref])
+  safe = np.where(denom != 0, denom, 1)
+  val = np.where(denom != 0, dot[ref] / safe, dot[ref])
   bigrams = np.maximum(table.lengths - 1, 0).astype(np.float64)
   delta = bigrams[cand] - bigrams[ref]
   val = val * np.e ** (-(delta**2) / (2 * sigma**2))[:, None]

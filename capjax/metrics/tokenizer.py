@@ -139,8 +139,8 @@ _ABBREVIATIONS_LOWER = frozenset(
     w.lower() for w in _ABBREV1 | _ABBREV2 | _ABBREV3)
 # Bytes a simple caption may hold: letters, space, comma, period, newline.
 _SIMPLE_BYTE = np.zeros(256, bool)
-_SIMPLE_BYTE[[ord(c) for c in
-              'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ ,.\n']] = True
+_SIMPLE_CHARS = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ ,.\n'
+_SIMPLE_BYTE[[ord(c) for c in _SIMPLE_CHARS]] = True
 
 
 def _abbrev_class(word: str) -> int:

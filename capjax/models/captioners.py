@@ -165,7 +165,8 @@ class Merge(nn.Module):
           [hidden, jnp.broadcast_to(image, hidden.shape)], -1
       )
     merged = rows(self.merged, self.drop(merged, deterministic=not train))
-    return rows(self.output, self.drop(nn.relu(merged), deterministic=not train))
+    merged = self.drop(nn.relu(merged), deterministic=not train)
+    return rows(self.output, merged)
 
   def __call__(
       self,

@@ -58,7 +58,8 @@ def _lstm_bias_init(key, shape, dtype=jnp.float32):
 
 def _lstm_activations(gates: jax.Array, c: jax.Array):
   i, f, g, o = jnp.split(gates, 4, axis=-1)
-  i, f, g, o = jax.nn.sigmoid(i), jax.nn.sigmoid(f), jnp.tanh(g), jax.nn.sigmoid(o)
+  i, f, o = jax.nn.sigmoid(i), jax.nn.sigmoid(f), jax.nn.sigmoid(o)
+  g = jnp.tanh(g)
   c_new = f * c + i * g
   tanh_c = jnp.tanh(c_new)
   return (i, f, g, o, tanh_c), c_new, o * tanh_c

@@ -31,8 +31,9 @@ def patches_3x3(x: jax.Array, stride: int) -> jax.Array:
   _, height, width, _ = x.shape
   padded = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
   out_h, out_w = -(-height // stride), -(-width // stride)
+  rows, cols = stride * out_h, stride * out_w
   shifted = [
-      padded[:, i : i + stride * out_h : stride, j : j + stride * out_w : stride]
+      padded[:, i : i + rows : stride, j : j + cols : stride]
       for i in range(3)
       for j in range(3)
   ]
