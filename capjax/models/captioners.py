@@ -34,7 +34,8 @@ def rows(layer: Callable[[jax.Array], jax.Array], x: jax.Array) -> jax.Array:
   On a [batch, time, in] input, XLA lowers the weight gradient as a matmul
   contracting two axes and ends up copying the [batch * time, vocab] output
   gradient into a transposed layout; as a plain 2-D matmul the gradient is
-  computed once and read in place (about 10% of a Show-and-Tell train step).
+  computed once and read in place (the benchmark Show-and-Tell train step
+  went from about 64% to about 78% of the machine's matmul rate).
 
   Args:
     layer: a Dense layer.
