@@ -23,9 +23,63 @@ LATEST_DIR = 'checkpoints'
 BEST_DIR = 'best'
 
 
+class CheckpointMismatchError(ValueError):
+  """A checkpoint's parameters do not fit the model that should load them."""
+
+
+def _key_name(key) -> str:
+  for field in ('key', 'name', 'idx'):  # dict, attribute, sequence keys
+    if hasattr(key, field):
+      return str(getattr(key, field))
+  return str(key)
+
+
+def _key_paths(tree) -> dict[str, tuple]:
+  leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
+  return {
+      '/'.join(_key_name(k) for k in path): tuple(getattr(leaf, 'shape', ()))
+      for path, leaf in leaves
+  }
+
+
+def describe_mismatch(saved, expected, most: int = 3) -> str:
+  """What differs between two trees of arrays, in one short line.
+
+  Args:
+    saved: the tree found in a checkpoint.
+    expected: the tree the model wants (arrays or shape structs).
+    most: how many paths of each kind to name.
+
+  Returns:
+    e.g. "missing encoder/global_norm/scale; unexpected decoder/x/kernel;
+    other shape decoder/output/kernel (128, 40) instead of (128, 36)", or ''
+    when the two trees have the same paths and shapes.
+  """
+  have, want = _key_paths(saved), _key_paths(expected)
+  parts = []
+  missing = sorted(set(want) - set(have))
+  extra = sorted(set(have) - set(want))
+  reshaped = sorted(p for p in set(have) & set(want) if have[p] != want[p])
+  for label, paths in (('missing', missing), ('unexpected', extra)):
+    if paths:
+      more = f' (+{len(paths) - most} more)' if len(paths) > most else ''
+      parts.append(f'{label} {", ".join(paths[:most])}{more}')
+  if reshaped:
+    parts.append('other shape ' + ', '.join(
+        f'{p} {have[p]} instead of {want[p]}'
+        for p in reshaped[:most]))
+  return '; '.join(parts)
+
+
+def _absolute(path: str) -> str:
+  """A local path made absolute (Orbax refuses relative ones); URLs as is."""
+  return path if '://' in path else os.path.abspath(path)
+
+
 def _manager(directory: str, **options) -> ocp.CheckpointManager:
   return ocp.CheckpointManager(
-      directory, options=ocp.CheckpointManagerOptions(create=True, **options)
+      _absolute(directory),
+      options=ocp.CheckpointManagerOptions(create=True, **options),
   )
 
 
@@ -86,13 +140,37 @@ class Checkpointer:
     )['vocab']
 
   def restore(self, step: int, abstract_state) -> Any:
-    """Restores the state of `step` into the structure of `abstract_state`."""
-    restored = self.latest.restore(
-        step,
-        args=ocp.args.Composite(
-            state=ocp.args.StandardRestore(abstract_state)
-        ),
-    )
+    """Restores the state of `step` into the structure of `abstract_state`.
+
+    Raises:
+      CheckpointMismatchError: the checkpoint holds another model's state
+        (another config, or an older capjax); the message names the
+        parameters that differ.
+    """
+    try:
+      restored = self.latest.restore(
+          step,
+          args=ocp.args.Composite(
+              state=ocp.args.StandardRestore(abstract_state)
+          ),
+      )
+    except (ValueError, KeyError) as e:
+      saved = self.latest.restore(
+          step, args=ocp.args.Composite(state=ocp.args.StandardRestore())
+      )['state']
+      expected = abstract_state
+      wanted = (expected.get('params') if isinstance(expected, dict)
+                else getattr(expected, 'params', None))
+      if wanted is not None and 'params' in saved:
+        # The optimizer state repeats every parameter: name the parameters.
+        saved, expected = saved['params'], wanted
+      difference = describe_mismatch(saved, expected)
+      raise CheckpointMismatchError(
+          f'The checkpoint {self.latest.directory}/{step} holds another '
+          f'model than this config builds ({difference or e}). It was '
+          'written with another config or capjax version: use a new '
+          '--workdir, or the config and version that wrote it.'
+      ) from e
     return restored['state']
 
   def wait(self) -> None:
@@ -131,7 +209,7 @@ def find_checkpoint(workdir: str, which: str = 'latest') -> tuple[str, int]:
   directory = os.path.join(workdir, subdir)
   step = None
   if os.path.isdir(directory):
-    step = ocp.CheckpointManager(directory).latest_step()
+    step = ocp.CheckpointManager(_absolute(directory)).latest_step()
   if step is None:
     raise FileNotFoundError(
         f'No {which} checkpoint in {directory}: train first with '
@@ -142,7 +220,7 @@ def find_checkpoint(workdir: str, which: str = 'latest') -> tuple[str, int]:
 
 def load_metadata(directory: str, step: int) -> tuple[dict, dict]:
   """The config and vocabulary JSON saved with a checkpoint."""
-  manager = ocp.CheckpointManager(directory)
+  manager = ocp.CheckpointManager(_absolute(directory))
   restored = manager.restore(
       step,
       args=ocp.args.Composite(
@@ -154,7 +232,7 @@ def load_metadata(directory: str, step: int) -> tuple[dict, dict]:
 
 def restore_state(directory: str, step: int, abstract_state) -> Any:
   """Restores a training state saved by `Checkpointer` for inference."""
-  manager = ocp.CheckpointManager(directory)
+  manager = ocp.CheckpointManager(_absolute(directory))
   try:
     restored = manager.restore(
         step,
@@ -185,7 +263,7 @@ def restore_trained(workdir: str, which: str = 'latest'):
   """
   directory, step = find_checkpoint(workdir, which)
   config_json, vocab_json = load_metadata(directory, step)
-  manager = ocp.CheckpointManager(directory)
+  manager = ocp.CheckpointManager(_absolute(directory))
   restored = manager.restore(
       step, args=ocp.args.Composite(state=ocp.args.StandardRestore())
   )

@@ -5,6 +5,9 @@ is rebuilt exactly as it was trained. The command-line fronts are
 `capjax.caption` and `capjax.evaluate --workdir`.
 """
 
+import contextlib
+
+import flax
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -15,6 +18,21 @@ from capjax import evaluation
 from capjax.data import images as images_lib
 from capjax.data import vocab as vocab_lib
 from capjax.models import captioning
+
+
+@contextlib.contextmanager
+def _checkpoint_fits(workdir: str):
+  """Turns Flax's missing/misshapen parameter errors into one clear error."""
+  try:
+    yield
+  except (flax.errors.ScopeParamNotFoundError,
+          flax.errors.ScopeParamShapeError) as e:
+    detail = str(e).split(' (https://')[0]
+    raise checkpointing.CheckpointMismatchError(
+        f'The checkpoint of {workdir} does not fit the model its own config '
+        f'builds with this capjax ({detail}). It was written by another '
+        'capjax version: evaluate it with that version, or train again.'
+    ) from e
 
 
 def with_beam_size(config: ml_collections.ConfigDict, beam_size: int):
@@ -54,6 +72,8 @@ def caption_files(
   Raises:
     images_lib.BadImageError: a missing or unreadable file (named).
     FileNotFoundError: no checkpoint in the workdir.
+    checkpointing.CheckpointMismatchError: the checkpoint does not fit the
+      model its config builds.
   """
   config, vocab_json, params, _ = checkpointing.restore_trained(workdir, which)
   vocab = vocab_lib.Vocab.from_json(vocab_json)
@@ -70,9 +90,10 @@ def caption_files(
     chunk = images[start : start + batch_size]
     padded = np.zeros((batch_size,) + chunk.shape[1:], chunk.dtype)
     padded[: len(chunk)] = chunk
-    ids = jax.device_get(
-        decode(params, jnp.asarray(padded), jax.random.fold_in(rng, start))
-    )
+    with _checkpoint_fits(workdir):
+      ids = jax.device_get(
+          decode(params, jnp.asarray(padded), jax.random.fold_in(rng, start))
+      )
     captions.extend(vocab.decode(row) for row in ids[: len(chunk)])
   return captions
 
@@ -87,5 +108,6 @@ def evaluate_workdir(workdir: str, split: str, which: str = 'latest',
   model = captioning.create(config, len(vocab))
   print(f'Evaluating {workdir} ({which} checkpoint, step {step}) on {split} '
         f'with {config.eval.decode} decoding.')
-  return evaluation.evaluate_split(config, model, params, vocab, split,
-                                   workdir)
+  with _checkpoint_fits(workdir):
+    return evaluation.evaluate_split(config, model, params, vocab, split,
+                                     workdir)

@@ -14,6 +14,7 @@ from absl import app
 from absl import flags
 from ml_collections import config_flags
 
+from capjax import checkpointing
 from capjax import logs
 from capjax import parallel
 from capjax import report
@@ -81,7 +82,12 @@ def main(argv):
   parallel.initialize_distributed(
       _COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value
   )
-  results = train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+  try:
+    results = train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+  except (checkpointing.CheckpointMismatchError,
+          train.VocabularyMismatchError) as e:
+    print(f'error: {e}', file=sys.stderr)
+    sys.exit(1)
   report.print_summary(results, _WORKDIR.value)
 
 

@@ -33,6 +33,10 @@ from capjax.data import vocab as vocab_lib
 from capjax.models import captioning
 
 
+class VocabularyMismatchError(ValueError):
+  """A workdir's checkpoints were trained with another vocabulary."""
+
+
 @flax.struct.dataclass
 class TrainState:
   step: jax.Array  # [] int32, optimizer steps taken
@@ -343,7 +347,7 @@ def train_and_evaluate(
   if start_step is not None:
     saved_vocab = vocab_lib.Vocab.from_json(checkpointer.vocab_of(start_step))
     if saved_vocab != vocab:
-      raise ValueError(
+      raise VocabularyMismatchError(
           f'The checkpoints in {workdir} were trained with another '
           f'vocabulary ({len(saved_vocab)} words) than this config gives '
           f'({len(vocab)} words): use a new --workdir.'

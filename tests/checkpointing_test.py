@@ -18,6 +18,24 @@ def _state(value):
   return {'step': jnp.asarray(value), 'params': {'w': jnp.full((2,), value)}}
 
 
+class DescribeMismatchTest(absltest.TestCase):
+
+  def test_names_missing_unexpected_and_reshaped_paths(self):
+    saved = {'a': {'k': np.zeros((2, 3))}, 'b': np.zeros(1), 'c': np.zeros(2)}
+    wanted = {'a': {'k': np.zeros((2, 4))}, 'b': np.zeros(1),
+              'd': [np.zeros(1), np.zeros(1)]}
+    self.assertEqual(
+        checkpointing.describe_mismatch(saved, wanted),
+        'missing d/0, d/1; unexpected c; other shape a/k (2, 3) instead of '
+        '(2, 4)')
+    self.assertEqual(checkpointing.describe_mismatch(saved, saved), '')
+
+  def test_long_lists_are_cut(self):
+    wanted = {f'p{i}': np.zeros(1) for i in range(5)}
+    self.assertEqual(checkpointing.describe_mismatch({}, wanted, most=2),
+                     'missing p0, p1 (+3 more)')
+
+
 class CheckpointerTest(absltest.TestCase):
 
   def setUp(self):
@@ -25,6 +43,35 @@ class CheckpointerTest(absltest.TestCase):
     self.workdir = tempfile.mkdtemp()
     self.addCleanup(shutil.rmtree, self.workdir)
     self.config = config_base.base_config()
+
+  def test_a_checkpoint_of_another_model_is_refused_by_name(self):
+    checkpointer = checkpointing.Checkpointer(self.workdir, keep=2)
+    checkpointer.save(10, _state(10), self.config, VOCAB)
+    checkpointer.wait()
+    other = {'step': jnp.asarray(0),
+             'params': {'w': jnp.zeros((3,)), 'v': jnp.zeros((1,))}}
+    with self.assertRaisesRegex(
+        checkpointing.CheckpointMismatchError,
+        r'checkpoints/10 holds another model .*missing v; other shape w '
+        r'\(2,\) instead of \(3,\)'):
+      checkpointer.restore(10, other)
+    checkpointer.close()
+
+  def test_a_relative_workdir_saves_and_restores(self):
+    # `make demo` trains into runs/demo; Orbax itself wants absolute paths.
+    self.addCleanup(os.chdir, os.getcwd())
+    os.chdir(self.workdir)
+    checkpointer = checkpointing.Checkpointer(os.path.join('runs', 'x'),
+                                              keep=2)
+    checkpointer.save(5, _state(5), self.config, VOCAB)
+    checkpointer.wait()
+    restored = checkpointer.restore(5, _state(0))
+    np.testing.assert_array_equal(restored['params']['w'], [5, 5])
+    checkpointer.close()
+    _, _, params, step = checkpointing.restore_trained(
+        os.path.join('runs', 'x'))
+    self.assertEqual(step, 5)
+    np.testing.assert_array_equal(params['w'], [5, 5])
 
   def test_keeps_the_last_k_and_restores_the_latest(self):
     checkpointer = checkpointing.Checkpointer(self.workdir, keep=2)

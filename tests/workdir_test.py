@@ -6,10 +6,12 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from unittest import mock
 
 from absl.testing import absltest
 from PIL import Image
 
+from capjax import checkpointing
 from capjax import evaluation
 from capjax import inference
 from capjax import train
@@ -102,6 +104,34 @@ class TrainedWorkdirTest(absltest.TestCase):
     self.assertEqual(
         result.stderr.strip(),
         f'error: Cannot read image {missing}: No such file or directory.')
+
+  def test_a_checkpoint_that_does_not_fit_its_model_is_named(self):
+    # What an older capjax's checkpoint looks like to this one: a parameter
+    # of today's model is not in it.
+    config, vocab_json, params, step = checkpointing.restore_trained(
+        self.workdir)
+    params = dict(params, encoder=dict(params['encoder']))
+    del params['encoder']['global_norm']
+    with mock.patch.object(checkpointing, 'restore_trained',
+                           return_value=(config, vocab_json, params, step)):
+      with self.assertRaisesRegex(
+          checkpointing.CheckpointMismatchError,
+          'does not fit the model its own config builds.*global_norm'):
+        inference.caption_files(self.workdir, self.image_paths[:1])
+
+  def test_training_on_a_workdir_of_another_model_is_a_one_line_error(self):
+    copy = self._copy_of_workdir()
+    result = self._run(
+        'capjax.main', '--config=configs/shapes.py:tiny,model=merge',
+        f'--workdir={copy}',
+        f'--config.dataset.data_dir={os.path.join(self.root, "data")}',
+        '--config.train.num_steps=40')
+    self.assertEqual(result.returncode, 1, result.stderr[-1000:])
+    lines = [line for line in result.stderr.strip().splitlines()
+             if line.startswith('error:')]
+    self.assertLen(lines, 1)
+    self.assertRegex(lines[0], r'holds another model than this config builds '
+                     r'\(missing decoder/.*use a new --workdir')
 
 
 class MissingWorkdirTest(absltest.TestCase):
