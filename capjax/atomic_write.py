@@ -11,6 +11,12 @@ import tempfile
 from typing import Any
 
 
+def _umask() -> int:
+  mask = os.umask(0o022)
+  os.umask(mask)
+  return mask
+
+
 def write_bytes(path: str | os.PathLike, data: bytes) -> None:
   """Writes `data` to `path` atomically, creating its directory."""
   path = os.fspath(path)
@@ -20,6 +26,9 @@ def write_bytes(path: str | os.PathLike, data: bytes) -> None:
       dir=directory, prefix=f'.{os.path.basename(path)}.', suffix='.tmp'
   )
   try:
+    # mkstemp makes the file private (0600); a saved result gets the mode
+    # any new file would get under the user's umask.
+    os.chmod(tmp, 0o666 & ~_umask())
     with os.fdopen(fd, 'wb') as f:
       f.write(data)
     os.replace(tmp, path)
