@@ -160,7 +160,7 @@ def train_step(
       'loss': nll + attention_lambda * penalty,
       'nll': nll,
       'attention_penalty': penalty,
-      'grad_norm': optax.global_norm(grads),
+      'grad_norm': optax.tree.norm(grads),
   }
   new_state = state.replace(
       step=state.step + 1, params=params, opt_state=opt_state
