@@ -7,11 +7,12 @@ batch divided by their global count, so one device, eight devices and several
 hosts compute the same number.
 """
 
+import dataclasses
 import functools
 import json
 import os
 import time
-from typing import Any
+from typing import Any, Callable
 
 from absl import logging
 import flax
@@ -207,6 +208,44 @@ def create_train_state(
   )
 
 
+@dataclasses.dataclass(frozen=True)
+class Setup:
+  """What one training run starts from."""
+
+  model: captioning.Captioner
+  tx: optax.GradientTransformation
+  state: TrainState  # fresh parameters and optimizer state
+  dropout_rng: jax.Array  # the run's dropout key (`train_step` folds in steps)
+  step_fn: Callable[..., tuple[TrainState, dict[str, jax.Array]]]  # pure
+
+
+def setup(
+    config: ml_collections.ConfigDict, vocab_size: int, example: dict
+) -> Setup:
+  """The model, optimizer, fresh state and pure step of a config.
+
+  Args:
+    config: the experiment config.
+    vocab_size: words in the vocabulary.
+    example: a batch shaped like the training batches.
+
+  Returns:
+    The `Setup`; `step_fn(state, batch, rng)` is `train_step` with the model,
+    optimizer and attention weight bound, ready for jit or pmap.
+  """
+  model = captioning.create(config, vocab_size)
+  tx = optimizers.create(config.optimizer, config.train.num_steps)
+  init_rng, dropout_rng = jax.random.split(jax.random.key(config.seed))
+  state = jax.jit(lambda r, e: create_train_state(model, tx, r, e))(
+      init_rng, example
+  )
+  step_fn = functools.partial(
+      train_step, model=model, tx=tx,
+      attention_lambda=config.train.attention_lambda,
+  )
+  return Setup(model, tx, state, dropout_rng, step_fn)
+
+
 def _build_vocab(config, workdir: str, train_source) -> vocab_lib.Vocab:
   """The vocabulary of the training split, checked against the workdir's.
 
@@ -221,7 +260,7 @@ def _build_vocab(config, workdir: str, train_source) -> vocab_lib.Vocab:
   if os.path.exists(path):
     saved = vocab_lib.Vocab.load(path)
     if saved != vocab:
-      raise ValueError(
+      raise VocabularyMismatchError(
           f'{workdir} was trained with another vocabulary ({len(saved)} words, '
           f'fingerprint {saved.fingerprint}) than this config gives '
           f'({len(vocab)} words, {vocab.fingerprint}): use a new --workdir, '
@@ -235,7 +274,7 @@ def _build_vocab(config, workdir: str, train_source) -> vocab_lib.Vocab:
 class _Stepper:
   """Compiles the train step for the configured parallel mode."""
 
-  def __init__(self, config, model, tx, mesh):
+  def __init__(self, config, step, mesh):
     self.mode = config.parallel.mode
     if self.mode not in parallel.MODES:
       raise ValueError(
@@ -243,10 +282,6 @@ class _Stepper:
           f'{self.mode!r}.'
       )
     self.mesh = mesh
-    step = functools.partial(
-        train_step, model=model, tx=tx,
-        attention_lambda=config.train.attention_lambda,
-    )
     if self.mode == 'pmap':
       self._step = jax.pmap(
           functools.partial(step, axis_name=parallel.PMAP_AXIS),
@@ -317,12 +352,6 @@ def train_and_evaluate(
   parallel.check_batch_size(
       tc.batch_size, mesh.size, 'config.train.batch_size'
   )
-  model = captioning.create(config, len(vocab))
-  tx = optimizers.create(config.optimizer, tc.num_steps)
-  rng = jax.random.key(config.seed)
-  init_rng, dropout_rng = jax.random.split(rng)
-  del rng
-
   batches = functools.partial(
       pipeline.train_batches,
       train_source,
@@ -336,9 +365,8 @@ def train_and_evaluate(
       prefetch=tc.prefetch,
   )
   example = next(iter(batches(start_step=0)))
-  state = jax.jit(lambda r, e: create_train_state(model, tx, r, e))(
-      init_rng, example
-  )
+  run = setup(config, len(vocab), example)
+  model, state, dropout_rng = run.model, run.state, run.dropout_rng
 
   checkpointer = checkpointing.Checkpointer(
       workdir, keep=tc.keep_checkpoints, best_metric=tc.best_metric
@@ -356,7 +384,7 @@ def train_and_evaluate(
     logging.info('Resumed from step %d of %s.', start_step, workdir)
   start_step = int(state.step)
 
-  stepper = _Stepper(config, model, tx, mesh)
+  stepper = _Stepper(config, run.step_fn, mesh)
   state = stepper.place_state(state)
   writer = summaries.Writer(workdir, enabled=jax.process_index() == 0)
 

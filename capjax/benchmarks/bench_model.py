@@ -15,7 +15,6 @@ figures. Other captioners and cells are a `decoder` string away
 """
 
 import dataclasses
-import functools
 
 import jax
 import jax.numpy as jnp
@@ -23,7 +22,6 @@ import ml_collections
 import numpy as np
 
 from capjax import config_base
-from capjax import optimizers
 from capjax import train
 from capjax.models import captioning
 
@@ -166,7 +164,7 @@ def batch(size: ModelSize, seed: int = 0) -> dict[str, np.ndarray]:
 
 @dataclasses.dataclass(frozen=True)
 class TrainSetup:
-  """What a train-step benchmark runs: `step(state, batch, rng)`."""
+  """What a train-step benchmark runs: `step_fn(state, batch, rng)`."""
 
   model: captioning.Captioner
   step_fn: object  # the pure `train.train_step` with model and optimizer bound
@@ -178,18 +176,11 @@ class TrainSetup:
 def train_setup(size: ModelSize, seed: int = 0) -> TrainSetup:
   """The model, optimizer, initial state and one device-resident batch."""
   cfg = config(size)
-  model = captioning.create(cfg, size.vocab)
-  tx = optimizers.create(cfg.optimizer, cfg.train.num_steps)
+  cfg.seed = seed
   example = jax.device_put(batch(size, seed))
-  init_rng, dropout_rng = jax.random.split(jax.random.key(seed))
-  state = jax.jit(
-      lambda r, e: train.create_train_state(model, tx, r, e)
-  )(init_rng, example)
-  step_fn = functools.partial(
-      train.train_step, model=model, tx=tx,
-      attention_lambda=cfg.train.attention_lambda,
-  )
-  return TrainSetup(model, step_fn, state, example, dropout_rng)
+  run = train.setup(cfg, size.vocab, example)
+  return TrainSetup(run.model, run.step_fn, run.state, example,
+                    run.dropout_rng)
 
 
 def init_params(size: ModelSize, seed: int = 0):

@@ -30,12 +30,10 @@ import time
 
 import jax
 
-from capjax import optimizers
 from capjax import train
 from capjax.data import pipeline
 from capjax.data import sources
 from capjax.data import vocab as vocab_lib
-from capjax.models import captioning
 
 ROOT = os.path.join(os.path.dirname(__file__), '..', '..')
 DEFAULT_MANUAL_DIR = os.path.join(
@@ -81,17 +79,9 @@ class _TrainRun:
   """A model, optimizer and jitted train step for batches of one shape."""
 
   def __init__(self, config, vocab_size: int, example: dict):
-    model = captioning.create(config, vocab_size)
-    tx = optimizers.create(config.optimizer, config.train.num_steps)
-    init_rng, self.rng = jax.random.split(jax.random.key(config.seed))
-    self.state = jax.jit(
-        lambda r, e: train.create_train_state(model, tx, r, e)
-    )(init_rng, example)
-    self.step = jax.jit(
-        functools.partial(
-            train.train_step, model=model, tx=tx,
-            attention_lambda=config.train.attention_lambda),
-        donate_argnums=(0,))
+    run = train.setup(config, vocab_size, example)
+    self.state, self.rng = run.state, run.dropout_rng
+    self.step = jax.jit(run.step_fn, donate_argnums=(0,))
 
   def seconds_per_step(self, batches, steps: int) -> float:
     """Runs `steps` steps as the train loop does (asynchronous dispatch)."""
