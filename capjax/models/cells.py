@@ -246,12 +246,40 @@ gru_recurrence.defvjp(_gru_recurrence_fwd, _gru_recurrence_bwd)
 # -------------------------------------------------------------- modules ---
 
 
-class LSTMCell(nn.Module):
-  """LSTM cell. Carry: `(c, h)`, each [..., features]."""
+class _RecurrentCell(nn.Module):
+  """What the cells share: their fields and the whole-sequence `scan`.
+
+  A cell has `num_gates`, `project`, `step` and `_recurrence(carry, x_proj)`,
+  its fused recurrence over a time-major [time, batch, gates] sequence.
+  """
 
   features: int
   fused: bool = True  # hand-written backward over the whole sequence
   unroll: int = 1  # time steps per loop iteration in `scan`
+
+  def scan(self, carry: Carry, x_proj: jax.Array, time_major: bool = False):
+    """Whole sequence: x_proj [batch, time, gates].
+
+    Args:
+      carry: the initial carry.
+      x_proj: [batch, time, num_gates * features], or [time, batch, ...]
+        when `time_major` (no transposes: the fast layout).
+      time_major: the layout of x_proj and of the returned hs.
+
+    Returns:
+      `(carry, hs)`; hs: [batch, time, features] ([time, batch, features]
+      when time_major).
+    """
+    if not self.fused:
+      return _scan_steps(self, carry, x_proj, self.unroll, time_major)
+    if time_major:
+      return self._recurrence(carry, x_proj)
+    carry, hs = self._recurrence(carry, _time_major(x_proj))
+    return carry, _time_major(hs)
+
+
+class LSTMCell(_RecurrentCell):
+  """LSTM cell. Carry: `(c, h)`, each [..., features]."""
 
   num_gates = 4
 
@@ -280,35 +308,13 @@ class LSTMCell(nn.Module):
     """One step: x_proj [..., 4 * features] -> (carry, h [..., features])."""
     return lstm_step(self.recurrent, carry, x_proj)
 
-  def scan(self, carry: Carry, x_proj: jax.Array, time_major: bool = False):
-    """Whole sequence: x_proj [batch, time, 4 * features].
-
-    Args:
-      carry: the initial carry.
-      x_proj: [batch, time, 4 * features], or [time, batch, 4 * features]
-        when `time_major` (no transposes: the fast layout).
-      time_major: the layout of x_proj and of the returned hs.
-
-    Returns:
-      `(carry, hs)`; hs: [batch, time, features] ([time, batch, features]
-      when time_major).
-    """
-    if not self.fused:
-      return _scan_steps(self, carry, x_proj, self.unroll, time_major)
+  def _recurrence(self, carry: Carry, x_proj: jax.Array):
     c0, h0 = carry
-    swap = (lambda x: x) if time_major else _time_major
-    carry, hs = lstm_recurrence(
-        self.recurrent, swap(x_proj), c0, h0, self.unroll
-    )
-    return carry, swap(hs)
+    return lstm_recurrence(self.recurrent, x_proj, c0, h0, self.unroll)
 
 
-class GRUCell(nn.Module):
+class GRUCell(_RecurrentCell):
   """GRU cell (reset after the recurrent matmul). Carry: h [..., features]."""
-
-  features: int
-  fused: bool = True  # hand-written backward over the whole sequence
-  unroll: int = 1  # time steps per loop iteration in `scan`
 
   num_gates = 3
 
@@ -340,26 +346,10 @@ class GRUCell(nn.Module):
     """One step: x_proj [..., 3 * features] -> (carry, h [..., features])."""
     return gru_step(self.recurrent, self.recurrent_bias, carry, x_proj)
 
-  def scan(self, carry: Carry, x_proj: jax.Array, time_major: bool = False):
-    """Whole sequence: x_proj [batch, time, 3 * features].
-
-    Args:
-      carry: the initial carry.
-      x_proj: [batch, time, 3 * features], or [time, batch, 3 * features]
-        when `time_major` (no transposes: the fast layout).
-      time_major: the layout of x_proj and of the returned hs.
-
-    Returns:
-      `(carry, hs)`; hs: [batch, time, features] ([time, batch, features]
-      when time_major).
-    """
-    if not self.fused:
-      return _scan_steps(self, carry, x_proj, self.unroll, time_major)
-    swap = (lambda x: x) if time_major else _time_major
-    carry, hs = gru_recurrence(
-        self.recurrent, self.recurrent_bias, swap(x_proj), carry, self.unroll
+  def _recurrence(self, carry: Carry, x_proj: jax.Array):
+    return gru_recurrence(
+        self.recurrent, self.recurrent_bias, x_proj, carry, self.unroll
     )
-    return carry, swap(hs)
 
 
 def _scan_steps(
