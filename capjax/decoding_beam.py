@@ -138,18 +138,12 @@ def beam_search(
       `length_normalizer`; -inf (with PAD sequences) only where fewer than N
       hypotheses exist.
   """
-  settings = BeamSettings(
-    beam_size=beam_size,
-    max_len=max_len,
-    bos_id=bos_id,
-    eos_id=eos_id,
-    pad_id=pad_id,
-    length_norm=length_norm,
-    num_return=num_return,
-    constraints=constraints or decoding_constraints.Constraints(),
-    early_stop=early_stop,
+  return diverse_beam_search(
+    step_fn, init_carry, beam_size=beam_size, num_groups=1, diversity=0.0,
+    max_len=max_len, bos_id=bos_id, eos_id=eos_id, pad_id=pad_id,
+    length_penalty=length_penalty, length_norm=length_norm,
+    num_return=num_return, constraints=constraints, early_stop=early_stop,
   )
-  return _run(step_fn, init_carry, settings, length_penalty, 0.0)
 
 
 def diverse_beam_search(
