@@ -14,7 +14,6 @@ import json
 import os
 from typing import Any
 
-from absl import logging
 import jax
 import ml_collections
 import orbax.checkpoint as ocp
@@ -228,23 +227,6 @@ def load_metadata(directory: str, step: int) -> tuple[dict, dict]:
       ),
   )
   return restored['config'], restored['vocab']
-
-
-def restore_state(directory: str, step: int, abstract_state) -> Any:
-  """Restores a training state saved by `Checkpointer` for inference."""
-  manager = ocp.CheckpointManager(_absolute(directory))
-  try:
-    restored = manager.restore(
-        step,
-        args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state)),
-    )
-  except (ValueError, KeyError) as e:
-    raise ValueError(
-        f'Checkpoint {directory}/{step} does not match the model its own '
-        f'config describes ({type(e).__name__}: {str(e)[:200]}).'
-    ) from e
-  logging.info('Restored %s/%d.', directory, step)
-  return jax.tree.map(lambda x: x, restored['state'])
 
 
 def restore_trained(workdir: str, which: str = 'latest'):

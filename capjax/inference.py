@@ -49,6 +49,15 @@ def with_beam_size(config: ml_collections.ConfigDict, beam_size: int):
   return config
 
 
+def _restore(workdir: str, which: str, beam_size: int):
+  """(config, vocab, model, params, step) of a workdir's checkpoint."""
+  config, vocab_json, params, step = checkpointing.restore_trained(
+      workdir, which)
+  vocab = vocab_lib.Vocab.from_json(vocab_json)
+  config = with_beam_size(config, beam_size)
+  return config, vocab, captioning.create(config, len(vocab)), params, step
+
+
 def caption_files(
     workdir: str,
     paths: list[str],
@@ -75,10 +84,7 @@ def caption_files(
     checkpointing.CheckpointMismatchError: the checkpoint does not fit the
       model its config builds.
   """
-  config, vocab_json, params, _ = checkpointing.restore_trained(workdir, which)
-  vocab = vocab_lib.Vocab.from_json(vocab_json)
-  config = with_beam_size(config, beam_size)
-  model = captioning.create(config, len(vocab))
+  config, vocab, model, params, _ = _restore(workdir, which, beam_size)
   size = (config.dataset.image_size,) * 2
   images = np.stack([images_lib.load_file(p, size) for p in paths])
   decode = jax.jit(
@@ -101,11 +107,7 @@ def caption_files(
 def evaluate_workdir(workdir: str, split: str, which: str = 'latest',
                      beam_size: int = 0) -> dict[str, float]:
   """Re-runs a workdir's evaluation of `split` from its checkpoint."""
-  config, vocab_json, params, step = checkpointing.restore_trained(
-      workdir, which)
-  config = with_beam_size(config, beam_size)
-  vocab = vocab_lib.Vocab.from_json(vocab_json)
-  model = captioning.create(config, len(vocab))
+  config, vocab, model, params, step = _restore(workdir, which, beam_size)
   print(f'Evaluating {workdir} ({which} checkpoint, step {step}) on {split} '
         f'with {config.eval.decode} decoding.')
   with _checkpoint_fits(workdir):
