@@ -27,7 +27,7 @@ install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
 
 demo: $(VENV)/.installed
-	$(PY) -m capjax.main --config=configs/shapes.py --workdir=$(DEMO_WORKDIR)
+	$(PY) -m capjax.main --config=configs/captioning/shapes.py --workdir=$(DEMO_WORKDIR)
 
 test: $(VENV)/.installed-test
 	$(PY) -m pytest -n $(TEST_WORKERS) -q tests

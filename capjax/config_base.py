@@ -2,7 +2,7 @@
 
 A config file's `get_config(arg)` starts from `base_config()`, sets what its
 experiment needs, and applies `arg`: a comma-separated list of variant names
-and `key=value` pairs (`configs/shapes.py:tiny,model=merge,cell=gru`).
+and `key=value` pairs (`configs/captioning/shapes.py:tiny,model=merge,cell=gru`).
 """
 
 import ml_collections

@@ -1,6 +1,6 @@
 r"""Train and evaluate a captioner.
 
-  python -m capjax.main --config=configs/shapes.py --workdir=runs/shapes \
+  python -m capjax.main --config=configs/captioning/shapes.py --workdir=runs/shapes \
       --config.train.num_steps=500
 
 Running the same command again resumes from the workdir's latest checkpoint.

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs capjax.main as N processes on this machine (a stand-in for N hosts).
 #
-#   launch/local_multiprocess.sh 2 --config=configs/shapes.py:tiny --workdir=runs/mp
+#   launch/local_multiprocess.sh 2 --config=configs/captioning/shapes.py:tiny --workdir=runs/mp
 #
 # Each process gets DEVICES_PER_PROCESS fake CPU devices (default 1) and talks
 # to the others through a coordinator on 127.0.0.1:$PORT (default 12355).

@@ -2,7 +2,7 @@
 # Runs capjax.main on every host of a Cloud TPU VM pod slice.
 #
 #   TPU_NAME=my-pod ZONE=us-central2-b launch/tpu_vm_pod.sh \
-#     --config=configs/shapes.py --workdir=gs://bucket/runs/shapes
+#     --config=configs/captioning/shapes.py --workdir=gs://bucket/runs/shapes
 #
 # Assumes the repo is checked out at ~/capjax on every host with `make install`
 # done (e.g. through an earlier `--command`). JAX finds the pod's hosts by

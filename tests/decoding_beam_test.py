@@ -6,9 +6,9 @@ import jax
 from jax import numpy as jnp
 import numpy as np
 
-from capjax import decoding_beam
-from capjax import decoding_constraints
-from capjax import decoding_top_k
+from capjax.decoding import beam as decoding_beam
+from capjax.decoding import constraints as decoding_constraints
+from capjax.decoding import top_k as decoding_top_k
 from tests import decoding_toys
 
 # (name, length_penalty, length_norm): no normalisation, GNMT, the plain

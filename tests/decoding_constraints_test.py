@@ -6,9 +6,9 @@ import jax
 from jax import numpy as jnp
 import numpy as np
 
-from capjax import decoding_beam
-from capjax import decoding_constraints
-from capjax import decoding_sampling
+from capjax.decoding import beam as decoding_beam
+from capjax.decoding import constraints as decoding_constraints
+from capjax.decoding import sampling as decoding_sampling
 from tests import decoding_toys
 
 Constraints = decoding_constraints.Constraints

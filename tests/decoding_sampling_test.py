@@ -8,7 +8,7 @@ import jax
 import numpy as np
 from scipy import stats
 
-from capjax import decoding_sampling
+from capjax.decoding import sampling as decoding_sampling
 from tests import decoding_toys
 
 EOS = decoding_toys.EOS

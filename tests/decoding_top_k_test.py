@@ -7,7 +7,7 @@ from jax import lax
 from jax import numpy as jnp
 import numpy as np
 
-from capjax import decoding_top_k
+from capjax.decoding import top_k as decoding_top_k
 
 
 class TopKTest(parameterized.TestCase):

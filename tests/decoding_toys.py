@@ -9,8 +9,8 @@ import jax
 from jax import numpy as jnp
 import numpy as np
 
-from capjax import decoding_constraints
-from capjax import decoding_step
+from capjax.decoding import constraints as decoding_constraints
+from capjax.decoding import step as decoding_step
 
 BOS = decoding_step.BOS_ID
 EOS = decoding_step.EOS_ID

@@ -27,7 +27,7 @@ class MultiProcessTest(absltest.TestCase):
     root = tempfile.mkdtemp(prefix='capjax-mp-')
     self.addCleanup(shutil.rmtree, root, ignore_errors=True)
     data = f'--config.dataset.data_dir={os.path.join(root, "data")}'
-    config = '--config=configs/shapes.py:tiny'
+    config = '--config=configs/captioning/shapes.py:tiny'
     env = dict(os.environ, XLA_FLAGS='--xla_force_host_platform_device_count=2')
     single = subprocess.run(
         [sys.executable, '-m', 'capjax.main', config,

@@ -142,7 +142,7 @@ class TrainTest(absltest.TestCase):
 
 def _main_command(workdir, *extra):
   return [sys.executable, '-m', 'capjax.main',
-          '--config=configs/shapes.py:tiny', f'--workdir={workdir}',
+          '--config=configs/captioning/shapes.py:tiny', f'--workdir={workdir}',
           f'--config.dataset.data_dir={DATA_DIR}', *extra]
 
 
@@ -162,7 +162,7 @@ class CommandLineTest(absltest.TestCase):
 
   def test_unknown_variant_is_a_one_line_error(self):
     result = self._run(sys.executable, '-m', 'capjax.main',
-                       '--config=configs/shapes.py:tiny,huge',
+                       '--config=configs/captioning/shapes.py:tiny,huge',
                        '--workdir=/tmp/never')
     self.assertEqual(result.returncode, 2)
     self.assertLen(result.stderr.strip().splitlines(), 1)

@@ -122,7 +122,7 @@ class TrainedWorkdirTest(absltest.TestCase):
   def test_training_on_a_workdir_of_another_model_is_a_one_line_error(self):
     copy = self._copy_of_workdir()
     result = self._run(
-        'capjax.main', '--config=configs/shapes.py:tiny,model=merge',
+        'capjax.main', '--config=configs/captioning/shapes.py:tiny,model=merge',
         f'--workdir={copy}',
         f'--config.dataset.data_dir={os.path.join(self.root, "data")}',
         '--config.train.num_steps=40')

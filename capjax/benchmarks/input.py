@@ -17,7 +17,7 @@ Flickr8k layout in `--manual_dir`, by default ../shared/data/flickr8k_1k):
   captions per image) against the same run fed from batches already in
   memory, in alternating chunks of `--train_steps` steps; the pipeline keeps
   up when `pipeline_over_memory` is near 1. The model is that of
-  `--input_config` (default `configs/shapes.py`, the demo model).
+  `--input_config` (default `configs/captioning/shapes.py`, the demo model).
 """
 
 import functools
@@ -42,13 +42,19 @@ PHOTO_DATASETS = ('flickr8k', 'coco', 'flickr30k', 'karpathy')
 
 
 def load_config(spec: str):
-  """'shapes' or 'shapes:tiny' -> configs/shapes.py's get_config('tiny')."""
+  """'shapes:tiny' -> get_config('tiny') of configs/captioning/shapes.py.
+
+  A name without a family folder is looked up under configs/captioning/.
+  """
   name, _, arg = spec.partition(':')
+  if '/' not in name:
+    name = f'captioning/{name}'
   path = os.path.join(ROOT, 'configs', f'{name}.py')
   if not os.path.exists(path):
     raise FileNotFoundError(
         f'--input_config={spec}: no config file {os.path.normpath(path)}.')
-  module_spec = importlib.util.spec_from_file_location(f'_config_{name}', path)
+  module_spec = importlib.util.spec_from_file_location(
+      '_config_' + name.replace('/', '_'), path)
   module = importlib.util.module_from_spec(module_spec)
   module_spec.loader.exec_module(module)
   return module.get_config(arg or None)

@@ -14,17 +14,12 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from capjax.models import attention
 from capjax.models import captioners
 from capjax.models import encoders
 
 Params = Any
 
-DECODERS = {
-    'show_tell': captioners.ShowTell,
-    'merge': captioners.Merge,
-    'soft_attention': attention.SoftAttention,
-}
+DECODERS = captioners.REGISTRY
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,65 +1,11 @@
-"""Show-and-Tell (image injected first) and merge captioners.
-
-Every captioner follows the contract of DESIGN.md, with the image context
-split out so that it is computed once per image, before any time loop:
-
-* `__call__(features, tokens, *, train)` -> logits [batch, time, vocab]:
-  teacher forcing over the whole sequence (the input projection of every
-  token in one matmul, then the cell's scan, then the output layer once).
-* `prepare(features)` -> context: everything that does not change over time
-  (image projections, attention keys), leaves [batch, ...].
-* `init_carry(context)` -> the recurrent state at BOS, leaves [batch, ...].
-* `step(carry, tokens, context)` -> (logits, carry): one step. `tokens` is
-  [batch] or [batch, beam]; carry leaves carry the same leading dims; the
-  context is broadcast over the beam axis, never copied.
-
-`features` is the encoder output `(global [batch, dim], grid [batch, cells,
-dim])`.
-"""
-
-from collections.abc import Callable
+"""Show-and-Tell (image injected first) and merge captioners."""
 
 from flax import linen as nn
 import jax
 import jax.numpy as jnp
 
 from capjax.models import cells
-
-Features = tuple[jax.Array, jax.Array]
-
-
-def rows(layer: Callable[[jax.Array], jax.Array], x: jax.Array) -> jax.Array:
-  """Applies a Dense layer to x [..., in] as one [rows, in] matmul.
-
-  On a [batch, time, in] input, XLA lowers the weight gradient as a matmul
-  contracting two axes and ends up copying the [batch * time, vocab] output
-  gradient into a transposed layout; as a plain 2-D matmul the gradient is
-  computed once and read in place (the benchmark Show-and-Tell train step
-  went from 62-64% to 76-80% of the machine's matmul rate).
-
-  Args:
-    layer: a Dense layer.
-    x: [..., in].
-
-  Returns:
-    [..., out].
-  """
-  y = layer(x.reshape(-1, x.shape[-1]))
-  return y.reshape(x.shape[:-1] + y.shape[-1:])
-
-
-def expand_to_beam(context: jax.Array, tokens: jax.Array) -> jax.Array:
-  """Inserts unit beam axes after the batch axis of a [batch, ...] context.
-
-  Args:
-    context: [batch, ...].
-    tokens: [batch] or [batch, beam]: tells how many axes to insert.
-
-  Returns:
-    [batch, 1, ...] when tokens has a beam axis, else `context` unchanged.
-  """
-  extra = tokens.ndim - 1
-  return context.reshape(context.shape[:1] + (1,) * extra + context.shape[1:])
+from capjax.models.captioners import base
 
 
 class ShowTell(nn.Module):
@@ -87,7 +33,7 @@ class ShowTell(nn.Module):
 
   def __call__(
       self,
-      features: Features,
+      features: base.Features,
       tokens: jax.Array,
       *,
       train: bool,
@@ -95,7 +41,7 @@ class ShowTell(nn.Module):
   ):
     """tokens: [images * R, time] int32 -> logits [images * R, time, vocab].
 
-    R = captions_per_image; the captions of an image are consecutive rows.
+    R = captions_per_image; the captions of an image are consecutive base.rows.
     """
     # Time-major up to the output layer: the projected inputs enter the
     # recurrence without a transpose; only the hidden states are swapped.
@@ -106,13 +52,13 @@ class ShowTell(nn.Module):
     inputs = jnp.concatenate([image[None], words], axis=0)
     carry = self.rnn.zero_carry(tokens.shape[:1])
     _, hidden = self.rnn.scan(
-        carry, rows(self.rnn.project, inputs), time_major=True
+        carry, base.rows(self.rnn.project, inputs), time_major=True
     )
     hidden = jnp.swapaxes(hidden[1:], 0, 1)
     hidden = self.drop(hidden, deterministic=not train)
-    return rows(self.output, hidden)
+    return base.rows(self.output, hidden)
 
-  def prepare(self, features: Features) -> dict:
+  def prepare(self, features: base.Features) -> dict:
     return {'image': self.image_embed(features[0])}
 
   def init_carry(self, context: dict):
@@ -165,13 +111,13 @@ class Merge(nn.Module):
       merged = jnp.concatenate(
           [hidden, jnp.broadcast_to(image, hidden.shape)], -1
       )
-    merged = rows(self.merged, self.drop(merged, deterministic=not train))
+    merged = base.rows(self.merged, self.drop(merged, deterministic=not train))
     merged = self.drop(nn.relu(merged), deterministic=not train)
-    return rows(self.output, merged)
+    return base.rows(self.output, merged)
 
   def __call__(
       self,
-      features: Features,
+      features: base.Features,
       tokens: jax.Array,
       *,
       train: bool,
@@ -179,7 +125,7 @@ class Merge(nn.Module):
   ):
     """tokens: [images * R, time] int32 -> logits [images * R, time, vocab].
 
-    R = captions_per_image; the captions of an image are consecutive rows.
+    R = captions_per_image; the captions of an image are consecutive base.rows.
     """
     global_feature = self.drop(features[0], deterministic=not train)
     image = nn.relu(self.image_proj(global_feature))
@@ -187,12 +133,12 @@ class Merge(nn.Module):
     words = self.drop(self.embed(tokens.T), deterministic=not train)
     carry = self.rnn.zero_carry(tokens.shape[:1])
     _, hidden = self.rnn.scan(
-        carry, rows(self.rnn.project, words), time_major=True
+        carry, base.rows(self.rnn.project, words), time_major=True
     )
     hidden = jnp.swapaxes(hidden, 0, 1)
     return self._merge_and_predict(hidden, image[:, None], train=train)
 
-  def prepare(self, features: Features) -> dict:
+  def prepare(self, features: base.Features) -> dict:
     return {'image': nn.relu(self.image_proj(features[0]))}
 
   def init_carry(self, context: dict):
@@ -200,5 +146,5 @@ class Merge(nn.Module):
 
   def step(self, carry, tokens: jax.Array, context: dict):
     carry, hidden = self.rnn.step(carry, self.rnn.project(self.embed(tokens)))
-    image = expand_to_beam(context['image'], tokens)
+    image = base.expand_to_beam(context['image'], tokens)
     return self._merge_and_predict(hidden, image, train=False), carry

@@ -7,8 +7,8 @@ import jax
 from jax import lax
 from jax import numpy as jnp
 
-from capjax import decoding_constraints
-from capjax import decoding_step
+from capjax.decoding import constraints as decoding_constraints
+from capjax.decoding import step as decoding_step
 
 NEG_INF = decoding_step.NEG_INF
 

@@ -17,7 +17,7 @@ from flax import linen as nn
 import jax
 import jax.numpy as jnp
 
-from capjax.models import captioners
+from capjax.models.captioners import base
 from capjax.models import cells
 
 
@@ -101,7 +101,7 @@ class SoftAttention(nn.Module):
     self.drop = nn.Dropout(self.dropout)
     self.output = nn.Dense(self.vocab_size)
 
-  def prepare(self, features: captioners.Features) -> dict:
+  def prepare(self, features: base.Features) -> dict:
     grid = features[1]
     return {'grid': grid, 'keys': self.keys(grid)}
 
@@ -114,14 +114,14 @@ class SoftAttention(nn.Module):
   def _deep_output(self, words, hidden, context, *, train: bool):
     out = (
         words
-        + captioners.rows(self.out_hidden, hidden)
-        + captioners.rows(self.out_context, context)
+        + base.rows(self.out_hidden, hidden)
+        + base.rows(self.out_context, context)
     )
-    return captioners.rows(self.output, self.drop(out, deterministic=not train))
+    return base.rows(self.output, self.drop(out, deterministic=not train))
 
   def __call__(
       self,
-      features: captioners.Features,
+      features: base.Features,
       tokens: jax.Array,
       *,
       train: bool,

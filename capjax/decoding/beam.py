@@ -9,9 +9,9 @@ import jax
 from jax import lax
 from jax import numpy as jnp
 
-from capjax import decoding_constraints
-from capjax import decoding_step
-from capjax import decoding_top_k
+from capjax.decoding import constraints as decoding_constraints
+from capjax.decoding import step as decoding_step
+from capjax.decoding import top_k as decoding_top_k
 
 NEG_INF = decoding_step.NEG_INF
 

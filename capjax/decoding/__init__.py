@@ -1,7 +1,7 @@
 """Every decoder over a model's step function, chosen by name: greedy, beam...
 
-The decoders live in `decoding_beam` (greedy, beam and diverse beam search)
-and `decoding_sampling`; this module names them for configs and callers:
+The decoders live in `decoding.beam` (greedy, beam and diverse beam search)
+and `decoding.sampling`; this module names them for configs and callers:
 
   sequences, scores = decoding.decode(
       step_fn, init_carry, method='beam', beam_size=3, max_len=20)
@@ -18,10 +18,10 @@ from typing import Any
 
 import jax
 
-from capjax import decoding_beam
-from capjax import decoding_constraints
-from capjax import decoding_sampling
-from capjax import decoding_step
+from capjax.decoding import beam as decoding_beam
+from capjax.decoding import constraints as decoding_constraints
+from capjax.decoding import sampling as decoding_sampling
+from capjax.decoding import step as decoding_step
 
 METHODS = ('greedy', 'beam', 'sample', 'diverse_beam')
 
