@@ -95,6 +95,9 @@ _NUM_IMAGES = flags.DEFINE_integer(
     'num_images', 5000, 'metrics: images of real COCO captions to score.')
 _TOOLKIT = flags.DEFINE_bool(
     'toolkit', True, 'metrics: also time pycocoevalcap when installed.')
+_PROCESS_REPEATS = flags.DEFINE_integer(
+    'process_repeats', 3, 'metrics: whole-process runs of `capjax.evaluate '
+    '--references --results` and of the toolkit, alternating (0: none).')
 _CAPTIONS = flags.DEFINE_string(
     'captions', None, 'metrics: COCO caption annotation file to draw from '
     '(default: ../shared/data/coco_val2014_captions/'
@@ -192,6 +195,7 @@ def flag_config() -> dict:
       'num_images': _NUM_IMAGES.value,
       'toolkit': _TOOLKIT.value,
       'captions': _CAPTIONS.value,
+      'process_repeats': _PROCESS_REPEATS.value,
   }
 
 

@@ -1,10 +1,13 @@
-"""Orbax checkpoints that carry their config and vocabulary.
+"""Orbax checkpoints that carry their config and task meta (vocabulary).
 
 A workdir holds:
   checkpoints/<step>/   the last `keep` training states (params, optimizer
-                        state, step) with the config and vocabulary as JSON;
+                        state, step) with the config and the task's meta
+                        (its vocabulary...) as JSON;
   best/<step>/          the best state by a validation metric (optional);
-  config.json, vocab.json, written at start.
+  config.json, meta.json, written at start.
+Checkpoints written before tasks existed hold a `vocab` item instead of
+`meta`; they are read as the captioning meta `{'vocabulary': vocab}`.
 Orbax writes each step to a temporary directory and renames it when complete,
 so a run killed mid-save leaves the previous checkpoint as the latest and
 never a half-written one.
@@ -20,6 +23,9 @@ import orbax.checkpoint as ocp
 
 LATEST_DIR = 'checkpoints'
 BEST_DIR = 'best'
+META_ITEM = 'meta'
+LEGACY_VOCAB_ITEM = 'vocab'  # the meta of checkpoints from before tasks
+LEGACY_VOCAB_KEY = 'vocabulary'  # ... is the captioning meta of that vocab
 
 
 class CheckpointMismatchError(ValueError):
@@ -82,12 +88,49 @@ def _manager(directory: str, **options) -> ocp.CheckpointManager:
   )
 
 
-def _items(state, config: ml_collections.ConfigDict, vocab_json: dict):
+def _items(state, config: ml_collections.ConfigDict, meta: dict):
   return ocp.args.Composite(
       state=ocp.args.StandardSave(state),
       config=ocp.args.JsonSave(json.loads(config.to_json_best_effort())),
-      vocab=ocp.args.JsonSave(vocab_json),
+      meta=ocp.args.JsonSave(meta),
   )
+
+
+def read_json_file(path: str):
+  """A JSON file's content; a damaged one is a one-line error naming it."""
+  try:
+    with open(path) as f:
+      return json.load(f)
+  except json.JSONDecodeError as e:
+    raise ValueError(
+        f'{path} is damaged ({e.msg} at line {e.lineno}): delete it to '
+        'rewrite it from the config, or use a new --workdir.') from e
+
+
+def check_writable(workdir: str) -> None:
+  """Creates `workdir`, or says in one line why it cannot be written."""
+  try:
+    os.makedirs(workdir, exist_ok=True)
+    probe = os.path.join(workdir, f'.capjax-write-test-{os.getpid()}')
+    with open(probe, 'w') as f:
+      f.write('')
+    os.remove(probe)
+  except OSError as e:
+    raise PermissionError(
+        f'Cannot write to workdir {workdir} ({e.strerror}): choose a '
+        'writable --workdir.') from e
+
+
+def _restore_meta(manager: ocp.CheckpointManager, step: int) -> dict:
+  """The meta of a checkpoint, legacy `vocab` checkpoints included."""
+  step_dir = os.path.join(str(manager.directory), str(step))
+  if os.path.isdir(os.path.join(step_dir, LEGACY_VOCAB_ITEM)) and (
+      not os.path.isdir(os.path.join(step_dir, META_ITEM))):
+    vocab = manager.restore(step, args=ocp.args.Composite(
+        vocab=ocp.args.JsonRestore()))[LEGACY_VOCAB_ITEM]
+    return {LEGACY_VOCAB_KEY: vocab}
+  return manager.restore(step, args=ocp.args.Composite(
+      meta=ocp.args.JsonRestore()))[META_ITEM]
 
 
 class Checkpointer:
@@ -115,28 +158,34 @@ class Checkpointer:
   def latest_step(self) -> int | None:
     return self.latest.latest_step()
 
-  def save(self, step: int, state, config, vocab_json: dict) -> None:
+  def save(self, step: int, state, config, meta: dict) -> None:
     """Saves `state` as step `step` (asynchronously; see `wait`)."""
-    self.latest.save(step, args=_items(state, config, vocab_json), force=True)
+    self.latest.save(step, args=_items(state, config, meta), force=True)
+
+  def has_best(self, step: int) -> bool:
+    """Whether `step` is already the saved best state."""
+    return self.best is not None and step in self.best.all_steps()
 
   def save_if_best(
-      self, step: int, state, config, vocab_json: dict, metrics: dict
+      self, step: int, state, config, meta: dict, metrics: dict
   ) -> None:
-    """Offers `state` to the best-checkpoint manager with its metrics."""
-    if self.best is None:
+    """Offers `state` to the best-checkpoint manager with its metrics.
+
+    A step that is already the best one (a finished run started again) is
+    left as it is.
+    """
+    if self.best is None or self.has_best(step):
       return
     self.best.save(
         step,
-        args=_items(state, config, vocab_json),
+        args=_items(state, config, meta),
         metrics={self.best_metric: float(metrics[self.best_metric])},
         force=True,
     )
 
-  def vocab_of(self, step: int) -> dict:
-    """The vocabulary JSON saved with a checkpoint."""
-    return self.latest.restore(
-        step, args=ocp.args.Composite(vocab=ocp.args.JsonRestore())
-    )['vocab']
+  def meta_of(self, step: int) -> dict:
+    """The task meta (vocabulary...) saved with a checkpoint."""
+    return _restore_meta(self.latest, step)
 
   def restore(self, step: int, abstract_state) -> Any:
     """Restores the state of `step` into the structure of `abstract_state`.
@@ -218,19 +267,15 @@ def find_checkpoint(workdir: str, which: str = 'latest') -> tuple[str, int]:
 
 
 def load_metadata(directory: str, step: int) -> tuple[dict, dict]:
-  """The config and vocabulary JSON saved with a checkpoint."""
+  """The config and task meta JSON saved with a checkpoint."""
   manager = ocp.CheckpointManager(_absolute(directory))
   restored = manager.restore(
-      step,
-      args=ocp.args.Composite(
-          config=ocp.args.JsonRestore(), vocab=ocp.args.JsonRestore()
-      ),
-  )
-  return restored['config'], restored['vocab']
+      step, args=ocp.args.Composite(config=ocp.args.JsonRestore()))
+  return restored['config'], _restore_meta(manager, step)
 
 
 def restore_trained(workdir: str, which: str = 'latest'):
-  """Everything needed to caption with a workdir's checkpoint.
+  """Everything needed to use a workdir's checkpoint.
 
   The parameters are restored without a target structure (any model's
   checkpoint loads), and the config and vocabulary are the checkpoint's own,
@@ -241,13 +286,13 @@ def restore_trained(workdir: str, which: str = 'latest'):
     which: 'latest' or 'best'.
 
   Returns:
-    `(config, vocab_json, params, step)`.
+    `(config, meta, params, step)`.
   """
   directory, step = find_checkpoint(workdir, which)
-  config_json, vocab_json = load_metadata(directory, step)
+  config_json, meta = load_metadata(directory, step)
   manager = ocp.CheckpointManager(_absolute(directory))
   restored = manager.restore(
       step, args=ocp.args.Composite(state=ocp.args.StandardRestore())
   )
   config = ml_collections.ConfigDict(config_json)
-  return config, vocab_json, restored['state']['params'], step
+  return config, meta, restored['state']['params'], step

@@ -2,7 +2,8 @@
 
 A config file's `get_config(arg)` starts from `base_config()`, sets what its
 experiment needs, and applies `arg`: a comma-separated list of variant names
-and `key=value` pairs (`configs/captioning/shapes.py:tiny,model=merge,cell=gru`).
+and `key=value` pairs
+(`configs/captioning/shapes.py:tiny,model=merge,cell=gru`).
 """
 
 import ml_collections
@@ -12,6 +13,9 @@ def base_config() -> ml_collections.ConfigDict:
   """Every field the library reads, with its default."""
   c = ml_collections.ConfigDict()
   c.seed = 0  # parameter init, dropout and data order all derive from it
+  # what is learnt: a key of capjax.tasks.REGISTRY (captioning |
+  # language_model)
+  c.task = 'captioning'
 
   c.dataset = ml_collections.ConfigDict()
   c.dataset.name = 'shapes'  # a key of capjax.data.pipeline's registry
@@ -35,6 +39,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.model.dropout = 0.0  # dropout on embeddings and RNN outputs
   c.model.fused = True  # fused recurrence (hand-written backward pass)
   c.model.unroll = 1  # time steps per scan iteration
+  c.model.num_layers = 1  # language_model: stacked recurrent layers
   c.model.blind = False  # zero the images: the no-vision baseline
   c.model.encoder = ml_collections.ConfigDict()
   # Fields other than `name` go to the chosen encoder when it has them.
@@ -74,6 +79,8 @@ def base_config() -> ml_collections.ConfigDict:
 
   c.eval = ml_collections.ConfigDict()
   c.eval.splits = ('test',)  # splits evaluated at the end of training
+  # names in capjax.evaluators.REGISTRY (empty: the task's defaults)
+  c.eval.evaluators = ()
   c.eval.validation_split = 'validation'  # split for best-checkpoint choice
   c.eval.batch_size = 100  # images per evaluation batch (last one padded)
   c.eval.decode = 'greedy'  # greedy | beam | sample | diverse_beam

@@ -17,7 +17,8 @@ such a pair).
 
 Prints a table of the COCO toolkit's metrics and writes them as JSON with the
 toolkit's key names. The logic lives in `capjax.metrics.coco` and
-`capjax.evaluation`.
+`capjax.evaluators`. Scoring files imports neither JAX nor TFDS: only the
+`--workdir` mode loads them, when it runs.
 """
 
 import sys
@@ -25,9 +26,6 @@ import sys
 from absl import app
 from absl import flags
 
-from capjax import inference
-from capjax import logs
-from capjax import report as report_lib
 from capjax.metrics import coco
 
 _REFERENCES = flags.DEFINE_string(
@@ -56,6 +54,12 @@ _BEAM_SIZE = flags.DEFINE_integer(
 
 
 def _main_workdir() -> int:
+  # pylint: disable=g-import-not-at-top
+  from capjax import inference  # JAX, Flax and TFDS: only for this mode
+  from capjax import logs
+  from capjax import report as report_lib
+  # pylint: enable=g-import-not-at-top
+  logs.quiet_libraries()
   try:
     metrics = inference.evaluate_workdir(_WORKDIR.value, _SPLIT.value,
                                _CHECKPOINT.value, _BEAM_SIZE.value)
@@ -69,7 +73,6 @@ def _main_workdir() -> int:
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {" ".join(argv[1:])}')
-  logs.quiet_libraries()
   if _WORKDIR.value:
     return _main_workdir()
   if not _REFERENCES.value or not _RESULTS.value:

@@ -1,7 +1,8 @@
 """Using a trained workdir: caption image files, re-run its evaluation.
 
-Everything here reads a checkpoint's own config and vocabulary, so a model
-is rebuilt exactly as it was trained. The command-line fronts are
+Everything here reads a checkpoint's own config and task meta (its
+vocabulary), so a model is rebuilt exactly as it was trained, whatever its
+task. The command-line fronts are
 `capjax.caption` and `capjax.evaluate --workdir`.
 """
 
@@ -14,10 +15,11 @@ import ml_collections
 import numpy as np
 
 from capjax import checkpointing
-from capjax import evaluation
+from capjax import evaluators
+from capjax import parallel
+from capjax import tasks
 from capjax.data import images as images_lib
-from capjax.data import vocab as vocab_lib
-from capjax.models import captioning
+from capjax.evaluators import captions as captions_evaluator
 
 
 @contextlib.contextmanager
@@ -49,13 +51,18 @@ def with_beam_size(config: ml_collections.ConfigDict, beam_size: int):
   return config
 
 
-def _restore(workdir: str, which: str, beam_size: int):
-  """(config, vocab, model, params, step) of a workdir's checkpoint."""
-  config, vocab_json, params, step = checkpointing.restore_trained(
-      workdir, which)
-  vocab = vocab_lib.Vocab.from_json(vocab_json)
+def restore(workdir: str, which: str = 'latest', beam_size: int = 0):
+  """`(config, meta, task, model, params, step)` of a workdir's checkpoint.
+
+  Args:
+    workdir: a training workdir.
+    which: 'latest' or 'best' checkpoint.
+    beam_size: 0 keeps the config's decoder; 1 is greedy; more is beam search.
+  """
+  config, meta, params, step = checkpointing.restore_trained(workdir, which)
   config = with_beam_size(config, beam_size)
-  return config, vocab, captioning.create(config, len(vocab)), params, step
+  task = tasks.get(config)
+  return config, meta, task, task.create_model(config, meta), params, step
 
 
 def caption_files(
@@ -84,12 +91,12 @@ def caption_files(
     checkpointing.CheckpointMismatchError: the checkpoint does not fit the
       model its config builds.
   """
-  config, vocab, model, params, _ = _restore(workdir, which, beam_size)
+  config, meta, task, model, params, _ = restore(workdir, which, beam_size)
+  vocab = task.vocab_of(meta)
   size = (config.dataset.image_size,) * 2
   images = np.stack([images_lib.load_file(p, size) for p in paths])
-  decode = jax.jit(
-      lambda p, x, r: evaluation.decode_images(config, vocab, model, p, x, r)
-  )
+  decode = jax.jit(lambda p, x, r: captions_evaluator.decode_images(
+      config, vocab, model, p, x, r))
   captions = []
   rng = jax.random.key(config.seed + 1)
   for start in range(0, len(images), batch_size):
@@ -106,10 +113,17 @@ def caption_files(
 
 def evaluate_workdir(workdir: str, split: str, which: str = 'latest',
                      beam_size: int = 0) -> dict[str, float]:
-  """Re-runs a workdir's evaluation of `split` from its checkpoint."""
-  config, vocab, model, params, step = _restore(workdir, which, beam_size)
+  """Re-runs a workdir's evaluators on `split` from its checkpoint.
+
+  Writes `<workdir>/eval/<split>_metrics.json` and each evaluator's files.
+  """
+  config, meta, task, model, params, step = restore(workdir, which, beam_size)
   print(f'Evaluating {workdir} ({which} checkpoint, step {step}) on {split} '
         f'with {config.eval.decode} decoding.')
+  checkpointing.check_writable(workdir)
+  mesh = parallel.make_mesh(config.parallel.num_devices)
   with _checkpoint_fits(workdir):
-    return evaluation.evaluate_split(config, model, params, vocab, split,
-                                     workdir)
+    suite = evaluators.Suite(config, task, model, meta, split, mesh)
+    metrics = suite.run(params)
+  suite.write(workdir)
+  return metrics

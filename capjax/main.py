@@ -1,7 +1,7 @@
-r"""Train and evaluate a captioner.
+r"""Train and evaluate any task: captioners, language models, retrieval.
 
-  python -m capjax.main --config=configs/captioning/shapes.py --workdir=runs/shapes \
-      --config.train.num_steps=500
+  python -m capjax.main --config=configs/captioning/shapes.py \
+      --workdir=runs/shapes --config.train.num_steps=500
 
 Running the same command again resumes from the workdir's latest checkpoint.
 On several hosts, start one process per host with --coordinator_address,
@@ -15,6 +15,7 @@ from absl import flags
 from ml_collections import config_flags
 
 from capjax import checkpointing
+from capjax import config_checks
 from capjax import logs
 from capjax import parallel
 from capjax import report
@@ -84,8 +85,8 @@ def main(argv):
   )
   try:
     results = train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
-  except (checkpointing.CheckpointMismatchError,
-          train.VocabularyMismatchError) as e:
+  except (checkpointing.CheckpointMismatchError, config_checks.ConfigError,
+          train.MetaMismatchError, PermissionError) as e:
     print(f'error: {e}', file=sys.stderr)
     sys.exit(1)
   report.print_summary(results, _WORKDIR.value)

@@ -1,10 +1,14 @@
-"""Training: TrainState, the pure train and eval steps, and the train loop.
+"""The one train loop: any task, any evaluators, resume, NaN stop.
 
-`train_step` and `eval_step` are pure functions of arrays; `jax.jit` with
-shardings (or `jax.pmap`) is applied where they are called, in
-`train_and_evaluate`. The loss is a sum over the real tokens of the global
-batch divided by their global count, so one device, eight devices and several
-hosts compute the same number.
+`train_step` is a pure function of arrays over a task's `totals` and `loss`
+(`capjax.tasks`); jit with shardings (or pmap) is applied where it is called
+(`capjax.stepping`). The loss is the task's local sums over the global
+counts, so one device, eight devices and several hosts compute the same
+number. `train_and_evaluate` runs a config end to end: it checks the config
+before it writes anything, keeps the task's meta (vocabularies) in the
+workdir and every checkpoint, resumes from the latest intact checkpoint,
+stops on a non-finite loss naming the last good checkpoint, offers each
+validation to the best-checkpoint manager, and evaluates the final state.
 """
 
 import dataclasses
@@ -24,85 +28,32 @@ import optax
 
 from capjax import atomic_write
 from capjax import checkpointing
-from capjax import evaluation
-from capjax import losses
+from capjax import config_checks
+from capjax import evaluators
+from capjax import faults
 from capjax import optimizers
 from capjax import parallel
+from capjax import stepping
 from capjax import summaries
-from capjax.data import pipeline
-from capjax.data import vocab as vocab_lib
-from capjax.models import captioning
+from capjax import tasks
+
+META_FILE = 'meta.json'
+CONFIG_FILE = 'config.json'
 
 
-class VocabularyMismatchError(ValueError):
-  """A workdir's checkpoints were trained with another vocabulary."""
+class MetaMismatchError(ValueError):
+  """A workdir's checkpoints were trained with another meta (vocabulary)."""
+
+
+# The name `main` and older callers catch.
+VocabularyMismatchError = MetaMismatchError
 
 
 @flax.struct.dataclass
 class TrainState:
   step: jax.Array  # [] int32, optimizer steps taken
-  params: Any  # {'encoder': ..., 'decoder': ...}
+  params: Any  # the task model's parameters
   opt_state: Any  # optax state of `params`
-
-
-def caption_targets(batch: dict) -> tuple[jax.Array, jax.Array, jax.Array]:
-  """Splits tokens into decoder inputs, targets and weights.
-
-  Args:
-    batch: 'tokens' int32 [batch, len + 1] or [batch, captions, len + 1]; with
-      a caption axis, 'caption_mask' [batch, captions] marks real captions.
-      An optional 'mask' [batch] marks real (not padding) examples.
-
-  Returns:
-    inputs, targets: int32 [n, len]; weights: float32 [n, len], where n is
-    batch (or batch * captions).
-  """
-  tokens = batch['tokens']
-  example_mask = batch.get('mask')
-  if tokens.ndim == 3:
-    caption_mask = batch['caption_mask']
-    if example_mask is not None:
-      caption_mask = caption_mask * example_mask[:, None]
-    caption_mask = caption_mask.reshape(-1)
-    tokens = tokens.reshape((-1, tokens.shape[-1]))
-  else:
-    caption_mask = (
-        example_mask
-        if example_mask is not None
-        else jnp.ones(tokens.shape[:1], jnp.float32)
-    )
-  inputs, targets = tokens[:, :-1], tokens[:, 1:]
-  weights = (targets != vocab_lib.PAD_ID).astype(jnp.float32)
-  return inputs, targets, weights * caption_mask[:, None]
-
-
-def compute_totals(
-    params,
-    batch: dict,
-    *,
-    model: captioning.Captioner,
-    train: bool,
-    dropout_rng: jax.Array | None = None,
-) -> dict[str, jax.Array]:
-  """Sums over a batch: nll, tokens, captions and the attention regulariser."""
-  inputs, targets, weights = caption_targets(batch)
-  tokens = batch['tokens']
-  logits, intermediates = model.logits(
-      params, batch['image'], inputs, train=train, dropout_rng=dropout_rng,
-      captions_per_image=tokens.shape[1] if tokens.ndim == 3 else 1,
-  )
-  nll_sum, token_count = losses.cross_entropy(logits, targets, weights)
-  totals = {
-      'nll_sum': nll_sum,
-      'tokens': token_count,
-      'captions': jnp.sum(weights[:, 0]),
-      'attention_sum': jnp.zeros([], jnp.float32),
-  }
-  if 'attention' in intermediates:
-    totals['attention_sum'] = losses.doubly_stochastic(
-        intermediates['attention'], weights
-    )
-  return totals
 
 
 def train_step(
@@ -110,44 +61,36 @@ def train_step(
     batch: dict,
     rng: jax.Array,
     *,
-    model: captioning.Captioner,
+    task,
+    model,
     tx: optax.GradientTransformation,
-    attention_lambda: float,
+    config: ml_collections.ConfigDict,
     axis_name: str | None = None,
 ) -> tuple[TrainState, dict[str, jax.Array]]:
-  """One optimizer step.
+  """One optimizer step of any task.
 
   Args:
     state: the train state.
-    batch: 'image' [batch, ...], 'tokens' [batch, (captions,) len + 1] (see
-      `caption_targets`).
+    batch: the task's batch (leading axis: examples).
     rng: the run's dropout key; the step folds its number in.
-    model: the captioner.
+    task: the task module (`capjax.tasks`).
+    model: its model.
     tx: the optimizer.
-    attention_lambda: weight of the doubly stochastic regulariser.
+    config: the experiment config (the task reads its loss settings).
     axis_name: the pmap axis, when run under pmap.
 
   Returns:
-    The new state and metrics ('loss', 'nll', 'attention_penalty',
-    'grad_norm', 'learning_step'), each [] float32.
+    The new state and metrics: the task's `summarize` of the global totals
+    plus 'grad_norm', each [] float32.
   """
-  dropout_rng = jax.random.fold_in(rng, state.step)
+  step_rng = jax.random.fold_in(rng, state.step)
 
   def loss_fn(params):
-    totals = compute_totals(
-        params, batch, model=model, train=True, dropout_rng=dropout_rng
-    )
+    totals = task.totals(model, params, batch, train=True, rng=step_rng)
     global_totals = totals
     if axis_name is not None:
       global_totals = jax.lax.psum(totals, axis_name)
-    tokens = jax.lax.stop_gradient(jnp.maximum(global_totals['tokens'], 1.0))
-    captions = jax.lax.stop_gradient(
-        jnp.maximum(global_totals['captions'], 1.0)
-    )
-    loss = (
-        totals['nll_sum'] / tokens
-        + attention_lambda * totals['attention_sum'] / captions
-    )
+    loss = task.loss(totals, jax.lax.stop_gradient(global_totals), config)
     return loss, global_totals
 
   grads, totals = jax.grad(loss_fn, has_aux=True)(state.params)
@@ -155,170 +98,81 @@ def train_step(
     grads = jax.lax.psum(grads, axis_name)
   updates, opt_state = tx.update(grads, state.opt_state, state.params)
   params = optax.apply_updates(state.params, updates)
-  nll = totals['nll_sum'] / jnp.maximum(totals['tokens'], 1.0)
-  penalty = totals['attention_sum'] / jnp.maximum(totals['captions'], 1.0)
-  metrics = {
-      'loss': nll + attention_lambda * penalty,
-      'nll': nll,
-      'attention_penalty': penalty,
-      'grad_norm': optax.tree.norm(grads),
-  }
+  metrics = dict(task.summarize(totals, config))
+  metrics['grad_norm'] = optax.tree.norm(grads)
   new_state = state.replace(
       step=state.step + 1, params=params, opt_state=opt_state
   )
   return new_state, metrics
 
 
-def eval_step(
-    params,
-    batch: dict,
-    *,
-    model: captioning.Captioner,
-    axis_name: str | None = None,
-) -> dict[str, jax.Array]:
-  """Teacher-forced sums over an evaluation batch (for perplexity).
-
-  Args:
-    params: model parameters.
-    batch: 'image', 'tokens' [batch, captions, len + 1], 'caption_mask',
-      'mask' (padding images count for nothing).
-    model: the captioner.
-    axis_name: the pmap axis, when run under pmap.
-
-  Returns:
-    'nll_sum', 'tokens', 'captions', 'attention_sum': [] float32 sums.
-  """
-  totals = compute_totals(params, batch, model=model, train=False)
-  if axis_name is not None:
-    totals = jax.lax.psum(totals, axis_name)
-  return totals
-
-
-def create_train_state(
-    model: captioning.Captioner,
-    tx: optax.GradientTransformation,
-    rng: jax.Array,
-    example: dict,
-) -> TrainState:
-  """Fresh parameters and optimizer state for batches shaped like `example`."""
-  inputs, _, _ = caption_targets(example)
-  params = model.init(rng, example['image'][:1], inputs[:1])
-  return TrainState(
-      step=jnp.zeros([], jnp.int32), params=params, opt_state=tx.init(params)
-  )
-
-
 @dataclasses.dataclass(frozen=True)
 class Setup:
   """What one training run starts from."""
 
-  model: captioning.Captioner
+  task: Any  # the task module
+  model: Any
   tx: optax.GradientTransformation
   state: TrainState  # fresh parameters and optimizer state
   dropout_rng: jax.Array  # the run's dropout key (`train_step` folds in steps)
   step_fn: Callable[..., tuple[TrainState, dict[str, jax.Array]]]  # pure
 
 
-def setup(
-    config: ml_collections.ConfigDict, vocab_size: int, example: dict
-) -> Setup:
-  """The model, optimizer, fresh state and pure step of a config.
+def setup(config: ml_collections.ConfigDict, meta: dict,
+          example: dict) -> Setup:
+  """The task's model, the optimizer, a fresh state and the pure step.
 
   Args:
     config: the experiment config.
-    vocab_size: words in the vocabulary.
+    meta: the task's meta (e.g. `{'vocabulary': ...}`).
     example: a batch shaped like the training batches.
 
   Returns:
-    The `Setup`; `step_fn(state, batch, rng)` is `train_step` with the model,
-    optimizer and attention weight bound, ready for jit or pmap.
+    The `Setup`; `step_fn(state, batch, rng)` is `train_step` with the task,
+    model, optimizer and config bound, ready for jit or pmap.
   """
-  model = captioning.create(config, vocab_size)
+  task = tasks.get(config)
+  model = task.create_model(config, meta)
   tx = optimizers.create(config.optimizer, config.train.num_steps)
   init_rng, dropout_rng = jax.random.split(jax.random.key(config.seed))
-  state = jax.jit(lambda r, e: create_train_state(model, tx, r, e))(
-      init_rng, example
-  )
-  step_fn = functools.partial(
-      train_step, model=model, tx=tx,
-      attention_lambda=config.train.attention_lambda,
-  )
-  return Setup(model, tx, state, dropout_rng, step_fn)
+
+  def fresh_state(rng, batch):
+    params = task.init_params(model, rng, batch)
+    return TrainState(step=jnp.zeros([], jnp.int32), params=params,
+                      opt_state=tx.init(params))
+
+  state = jax.jit(fresh_state)(init_rng, example)
+  step_fn = functools.partial(train_step, task=task, model=model, tx=tx,
+                              config=config)
+  return Setup(task, model, tx, state, dropout_rng, step_fn)
 
 
-def _build_vocab(config, workdir: str, train_source) -> vocab_lib.Vocab:
-  """The vocabulary of the training split, checked against the workdir's.
+def _first_difference(saved: dict, meta: dict) -> str:
+  keys = sorted(set(saved) | set(meta))
+  return next(k for k in keys if saved.get(k) != meta.get(k))
 
-  A workdir keeps the vocabulary it was trained with; a run whose data gives
-  another one (a different dataset or min_count) would misread every
-  checkpoint, so it is refused.
+
+def _mismatch(where: str, saved: dict, meta: dict) -> MetaMismatchError:
+  key = _first_difference(saved, meta)
+  return MetaMismatchError(
+      f'{where} was trained with another {key} than this config gives: use '
+      'a new --workdir, or the dataset settings it was trained with.')
+
+
+def _check_meta(workdir: str, meta: dict) -> None:
+  """Refuses a workdir whose saved meta differs; saves it when new.
+
+  A workdir keeps the meta (vocabulary) it was trained with; a run whose
+  data gives another one (another dataset or min_count) would misread every
+  checkpoint.
   """
-  vocab = vocab_lib.Vocab.build(
-      pipeline.all_captions(train_source), min_count=config.dataset.min_count
-  )
-  path = os.path.join(workdir, 'vocab.json')
+  path = os.path.join(workdir, META_FILE)
   if os.path.exists(path):
-    saved = vocab_lib.Vocab.load(path)
-    if saved != vocab:
-      raise VocabularyMismatchError(
-          f'{workdir} was trained with another vocabulary ({len(saved)} words, '
-          f'fingerprint {saved.fingerprint}) than this config gives '
-          f'({len(vocab)} words, {vocab.fingerprint}): use a new --workdir, '
-          'or the dataset settings it was trained with.'
-      )
+    saved = checkpointing.read_json_file(path)
+    if saved != meta:
+      raise _mismatch(workdir, saved, meta)
   elif jax.process_index() == 0:
-    vocab.save(path)
-  return vocab
-
-
-class _Stepper:
-  """Compiles the train step for the configured parallel mode."""
-
-  def __init__(self, config, step, mesh):
-    self.mode = config.parallel.mode
-    if self.mode not in parallel.MODES:
-      raise ValueError(
-          f'config.parallel.mode must be one of {parallel.MODES}; got '
-          f'{self.mode!r}.'
-      )
-    self.mesh = mesh
-    if self.mode == 'pmap':
-      self._step = jax.pmap(
-          functools.partial(step, axis_name=parallel.PMAP_AXIS),
-          axis_name=parallel.PMAP_AXIS,
-          in_axes=(0, 0, None),
-          donate_argnums=(0,),
-      )
-    else:
-      replicated = parallel.replicated_sharding(mesh)
-      self._step = jax.jit(
-          step,
-          in_shardings=(replicated, parallel.data_sharding(mesh), replicated),
-          out_shardings=(replicated, replicated),
-          donate_argnums=(0,),
-      )
-
-  def place_state(self, state: TrainState) -> TrainState:
-    if self.mode == 'pmap':
-      return parallel.pmap_replicate(state)
-    return parallel.replicate(state, self.mesh)
-
-  def host_state(self, state: TrainState) -> TrainState:
-    """A state to save: one copy, not one per device."""
-    if self.mode == 'pmap':
-      return parallel.pmap_unreplicate(state)
-    return state
-
-  def place_batch(self, batch: dict) -> dict:
-    if self.mode == 'pmap':
-      return parallel.pmap_split(batch)
-    return parallel.shard_batch(batch, self.mesh)
-
-  def __call__(self, state, batch, rng):
-    state, metrics = self._step(state, batch, rng)
-    if self.mode == 'pmap':
-      metrics = parallel.pmap_unreplicate(metrics)
-    return state, metrics
+    atomic_write.write_json(path, meta)
 
 
 def _format_eta(seconds: float) -> str:
@@ -326,69 +180,82 @@ def _format_eta(seconds: float) -> str:
   return f'{seconds // 3600:d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}'
 
 
+def _finished_results(config, workdir: str, start_step: int):
+  """The saved final metrics when a finished run is run again, else None."""
+  if start_step < config.train.num_steps:
+    return None
+  results = {}
+  for split in config.eval.splits:
+    path = os.path.join(workdir, evaluators.EVAL_DIR, f'{split}_metrics.json')
+    if not os.path.exists(path):
+      return None
+    results[split] = checkpointing.read_json_file(path)
+  return results
+
+
 def train_and_evaluate(
     config: ml_collections.ConfigDict, workdir: str
 ) -> dict[str, dict[str, float]]:
   """Trains (resuming from the workdir's latest checkpoint) and evaluates.
 
+  Running it again on a finished workdir changes nothing and returns the
+  saved final metrics.
+
   Args:
     config: the experiment config (see `capjax.config_base`).
-    workdir: where checkpoints, summaries, the vocabulary and the evaluation
+    workdir: where checkpoints, summaries, the meta and the evaluation
       results go.
 
   Returns:
     `{split: metrics}` of the final evaluation.
   """
-  os.makedirs(workdir, exist_ok=True)
+  config_checks.check(config)
+  task = tasks.get(config)
   tc = config.train
-  train_source = evaluation.open_split(config, 'train')
-  vocab = _build_vocab(config, workdir, train_source)
-  if jax.process_index() == 0:
-    atomic_write.write_json(
-        os.path.join(workdir, 'config.json'),
-        json.loads(config.to_json_best_effort()),
-    )
   mesh = parallel.make_mesh(config.parallel.num_devices)
   parallel.check_batch_size(
-      tc.batch_size, mesh.size, 'config.train.batch_size'
-  )
-  batches = functools.partial(
-      pipeline.train_batches,
-      train_source,
-      vocab,
-      batch_size=tc.batch_size,
-      max_len=config.dataset.max_len,
-      captions_per_image=config.dataset.train_captions_per_image,
-      seed=config.seed,
-      process_index=jax.process_index(),
-      process_count=jax.process_count(),
-      prefetch=tc.prefetch,
-  )
-  example = next(iter(batches(start_step=0)))
-  run = setup(config, len(vocab), example)
+      tc.batch_size, mesh.size, 'config.train.batch_size')
+  checkpointing.check_writable(workdir)
+  batches, meta = task.open_data(config)
+  _check_meta(workdir, meta)
+  if jax.process_index() == 0:
+    atomic_write.write_json(
+        os.path.join(workdir, CONFIG_FILE),
+        json.loads(config.to_json_best_effort()),
+    )
+  example = next(iter(batches(0)))
+  run = setup(config, meta, example)
   model, state, dropout_rng = run.model, run.state, run.dropout_rng
 
   checkpointer = checkpointing.Checkpointer(
-      workdir, keep=tc.keep_checkpoints, best_metric=tc.best_metric
-  )
+      workdir, keep=tc.keep_checkpoints, best_metric=tc.best_metric,
+      best_mode=config_checks.best_mode(config))
   start_step = checkpointer.latest_step()
   if start_step is not None:
-    saved_vocab = vocab_lib.Vocab.from_json(checkpointer.vocab_of(start_step))
-    if saved_vocab != vocab:
-      raise VocabularyMismatchError(
-          f'The checkpoints in {workdir} were trained with another '
-          f'vocabulary ({len(saved_vocab)} words) than this config gives '
-          f'({len(vocab)} words): use a new --workdir.'
-      )
+    saved_meta = checkpointer.meta_of(start_step)
+    if saved_meta != meta:
+      raise _mismatch(f'The checkpoints in {workdir}', saved_meta, meta)
     state = checkpointer.restore(start_step, state)
     logging.info('Resumed from step %d of %s.', start_step, workdir)
   start_step = int(state.step)
+  finished = _finished_results(config, workdir, start_step)
+  if finished is not None:
+    logging.info('%s finished all %d steps and its evaluation already; '
+                 'nothing to do.', workdir, tc.num_steps)
+    checkpointer.close()
+    return finished
 
-  stepper = _Stepper(config, run.step_fn, mesh)
+  stepper = stepping.Stepper(config, run.step_fn, mesh)
   state = stepper.place_state(state)
   writer = summaries.Writer(workdir, enabled=jax.process_index() == 0)
+  suites: dict[str, evaluators.Suite] = {}
 
-  train_iter = iter(batches(start_step=start_step))
+  def suite(split: str) -> evaluators.Suite:
+    if split not in suites:  # built, and compiled, once per split
+      suites[split] = evaluators.Suite(config, task, model, meta, split, mesh)
+    return suites[split]
+
+  train_iter = iter(batches(start_step))
   pending: list[dict[str, jax.Array]] = []
   timer_step, timer_time = start_step, time.perf_counter()
   last_saved = start_step
@@ -412,29 +279,48 @@ def train_and_evaluate(
   def save(step: int) -> None:
     nonlocal last_saved
     if step != last_saved:
-      checkpointer.save(
-          step, stepper.host_state(state), config, vocab.to_json()
-      )
+      checkpointer.save(step, stepper.host_state(state), config, meta)
+      faults.kill_point('save', step)  # the save still in flight
       last_saved = step
 
-  logging.info(
-      'Training %s/%s for %d steps (from step %d) on %d devices.',
-      config.model.decoder, config.model.cell, tc.num_steps, start_step,
-      mesh.size,
-  )
+  def validate(step: int) -> None:
+    """Scores the validation split and offers the state as the best one."""
+    if not tc.best_metric or not config.eval.validation_split:
+      return
+    if checkpointer.has_best(step):
+      return  # offered before a restart, with the same parameters
+    metrics = suite(config.eval.validation_split).run(
+        stepper.host_state(state).params)
+    logging.info('step %d validation: %s', step, '  '.join(
+        f'{k} {v:.4f}' for k, v in sorted(metrics.items())))
+    writer.scalars(step, {f'validation/{k}': v for k, v in metrics.items()})
+    faults.kill_point('validate', step)  # scored, not yet offered as best
+    checkpointer.save_if_best(
+        step, stepper.host_state(state), config, meta, metrics)
+    faults.kill_point('best_save', step)  # the best save still in flight
+
+  logging.info('Training %s (%s) for %d steps (from step %d) on %d devices.',
+               config.get('task', 'captioning'), config.model.decoder,
+               tc.num_steps, start_step, mesh.size)
+  if (tc.validate_every and start_step % tc.validate_every == 0
+      and 0 < start_step < tc.num_steps):
+    # A run killed between a save and its validation resumes here: score
+    # that state now, as an uninterrupted run did (it is deterministic).
+    validate(start_step)
   for step in range(start_step, tc.num_steps):
     batch = stepper.place_batch(next(train_iter))
     state, metrics = stepper(state, batch, dropout_rng)
     pending.append(metrics)
     done = step + 1
+    faults.kill_point('train', done)
     if done % tc.log_every == 0 or done == tc.num_steps:
       host = flush(done)
       now = time.perf_counter()
       rate = (done - timer_step) / max(now - timer_time, 1e-9)
       timer_step, timer_time = done, now
       logging.info(
-          'step %d/%d  loss %.4f  nll %.4f  %.2f steps/s  ETA %s',
-          done, tc.num_steps, host['loss'], host['nll'], rate,
+          'step %d/%d  loss %.4f  %.2f steps/s  ETA %s',
+          done, tc.num_steps, host['loss'], rate,
           _format_eta((tc.num_steps - done) / max(rate, 1e-9)),
       )
       writer.scalars(done, {f'train/{k}': v for k, v in host.items()})
@@ -444,19 +330,17 @@ def train_and_evaluate(
         flush(done)
       save(done)
     if tc.validate_every and done % tc.validate_every == 0:
-      _validate(config, model, stepper, state, vocab, workdir, mesh, done,
-                checkpointer, writer)
+      validate(done)
   checkpointer.wait()
   if not tc.validate_every or tc.num_steps % tc.validate_every:
-    _validate(config, model, stepper, state, vocab, workdir, mesh,
-              tc.num_steps, checkpointer, writer)
+    validate(tc.num_steps)
 
   params = stepper.host_state(state).params
   results = {}
   for split in config.eval.splits:
-    results[split] = evaluation.evaluate_split(
-        config, model, params, vocab, split, workdir, mesh=mesh
-    )
+    results[split] = suite(split).run(params)
+    faults.kill_point('evaluate')  # scored, nothing written yet
+    suite(split).write(workdir)
     writer.scalars(
         tc.num_steps, {f'{split}/{k}': v for k, v in results[split].items()}
     )
@@ -464,28 +348,3 @@ def train_and_evaluate(
   checkpointer.close()
   writer.close()
   return results
-
-
-def _validate(config, model, stepper, state, vocab, workdir, mesh, step,
-              checkpointer, writer):
-  """Scores the validation split and offers the state as the best one."""
-  if not config.train.best_metric or not config.eval.validation_split:
-    return
-  params = stepper.host_state(state).params
-  metrics = evaluation.evaluate_split(
-      config, model, params, vocab, config.eval.validation_split, workdir,
-      mesh=mesh, write=False,
-  )
-  if config.train.best_metric not in metrics:
-    raise ValueError(
-        f'config.train.best_metric={config.train.best_metric!r} is not among '
-        f'the validation metrics {sorted(metrics)}.'
-    )
-  logging.info(
-      'step %d validation: %s', step,
-      '  '.join(f'{k} {v:.4f}' for k, v in sorted(metrics.items())),
-  )
-  writer.scalars(step, {f'validation/{k}': v for k, v in metrics.items()})
-  checkpointer.save_if_best(
-      step, stepper.host_state(state), config, vocab.to_json(), metrics
-  )

@@ -7,8 +7,8 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from capjax import evaluation
 from capjax.data import vocab as vocab_lib
+from capjax.evaluators import captions as captions_evaluator
 from capjax.models import captioning
 
 BATCH, CELLS, DIM, TIME, VOCAB = 3, 4, 5, 6, 11
@@ -121,8 +121,8 @@ class CaptionerTest(parameterized.TestCase):
 
     def decode(params, features, rng):
       traces.append(1)
-      return evaluation.decode_images(config, vocab, model, params, features,
-                                      rng)
+      return captions_evaluator.decode_images(config, vocab, model, params,
+                                              features, rng)
 
     decode = jax.jit(decode)
     features, tokens = _batch()

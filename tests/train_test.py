@@ -16,7 +16,7 @@ import numpy as np
 
 from capjax import checkpointing
 from capjax import train
-from configs import shapes as shapes_config
+from configs.captioning import shapes as shapes_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA_DIR = None  # set once per process in setUpModule
@@ -69,8 +69,8 @@ class TrainTest(absltest.TestCase):
     metrics = results['test']
     # A model that learnt nothing has the perplexity of a uniform guess over
     # the vocabulary (about 45 words); training must beat it clearly.
-    with open(os.path.join(self.workdir, 'vocab.json')) as f:
-      vocab_size = len(json.load(f)['words'])
+    with open(os.path.join(self.workdir, 'meta.json')) as f:
+      vocab_size = len(json.load(f)['vocabulary']['words'])
     self.assertLess(metrics['perplexity'], vocab_size / 3)
     for name in ('test_captions.json', 'test_metrics.json',
                  'test_gallery.png', 'test_gallery.html'):

@@ -12,10 +12,10 @@ from absl.testing import absltest
 from PIL import Image
 
 from capjax import checkpointing
-from capjax import evaluation
 from capjax import inference
 from capjax import train
-from configs import shapes as shapes_config
+from capjax.data import pipeline
+from configs.captioning import shapes as shapes_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -38,7 +38,7 @@ class TrainedWorkdirTest(absltest.TestCase):
       cls.captions = {c['image_id']: c['caption'] for c in json.load(f)}
     images = os.path.join(cls.root, 'images')
     os.makedirs(images)
-    source = evaluation.open_split(config, 'test')
+    source = pipeline.open_split(config.dataset, 'test')
     cls.image_paths = []
     for i in range(3):
       path = os.path.join(images, f'image{i}.png')
@@ -108,12 +108,12 @@ class TrainedWorkdirTest(absltest.TestCase):
   def test_a_checkpoint_that_does_not_fit_its_model_is_named(self):
     # What an older capjax's checkpoint looks like to this one: a parameter
     # of today's model is not in it.
-    config, vocab_json, params, step = checkpointing.restore_trained(
+    config, meta, params, step = checkpointing.restore_trained(
         self.workdir)
     params = dict(params, encoder=dict(params['encoder']))
     del params['encoder']['global_norm']
     with mock.patch.object(checkpointing, 'restore_trained',
-                           return_value=(config, vocab_json, params, step)):
+                           return_value=(config, meta, params, step)):
       with self.assertRaisesRegex(
           checkpointing.CheckpointMismatchError,
           'does not fit the model its own config builds.*global_norm'):

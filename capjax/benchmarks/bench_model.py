@@ -24,6 +24,7 @@ import numpy as np
 from capjax import config_base
 from capjax import train
 from capjax.models import captioning
+from capjax.tasks import captioning as captioning_task
 
 FEATURE_DIM = 2048
 CELL_NAMES = ('lstm', 'gru')
@@ -178,7 +179,7 @@ def train_setup(size: ModelSize, seed: int = 0) -> TrainSetup:
   cfg = config(size)
   cfg.seed = seed
   example = jax.device_put(batch(size, seed))
-  run = train.setup(cfg, size.vocab, example)
+  run = train.setup(cfg, captioning_task.synthetic_meta(size.vocab), example)
   return TrainSetup(run.model, run.step_fn, run.state, example,
                     run.dropout_rng)
 

@@ -34,6 +34,7 @@ from capjax import train
 from capjax.data import pipeline
 from capjax.data import sources
 from capjax.data import vocab as vocab_lib
+from capjax.tasks import captioning as captioning_task
 
 ROOT = os.path.join(os.path.dirname(__file__), '..', '..')
 DEFAULT_MANUAL_DIR = os.path.join(
@@ -85,7 +86,8 @@ class _TrainRun:
   """A model, optimizer and jitted train step for batches of one shape."""
 
   def __init__(self, config, vocab_size: int, example: dict):
-    run = train.setup(config, vocab_size, example)
+    run = train.setup(
+        config, captioning_task.synthetic_meta(vocab_size), example)
     self.state, self.rng = run.state, run.dropout_rng
     self.step = jax.jit(run.step_fn, donate_argnums=(0,))
 

@@ -13,6 +13,13 @@ runs as its users run it: `PTBTokenizer().tokenize` on the references and on
 the results (two Java calls, as `COCOEvalCap.evaluate` makes), then
 `Bleu(4)`, `Rouge()` and `Cider()`. Its stages are timed once each
 (`repeats` 1, no warm-up: a run takes seconds), capjax's as configured.
+
+Stage `process` times what a user waits for: a whole new Python process
+that reads a COCO references file and a results file and prints the scores,
+`python -m capjax.evaluate --references R --results S` against a script
+doing what `COCOEvalCap.evaluate` does for those three metrics (pycocotools'
+COCO loading, two PTB tokenizer calls, Bleu, Rouge, Cider). The two
+commands alternate `process_repeats` times; the median is reported.
 """
 
 import collections
@@ -20,6 +27,11 @@ import contextlib
 import io
 import json
 import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
 
 from capjax.benchmarks import timing
 from capjax.metrics import bleu
@@ -33,6 +45,26 @@ DEFAULT_CAPTIONS = os.path.join(
     os.path.dirname(__file__), '..', '..', '..', 'shared', 'data',
     'coco_val2014_captions', 'captions_val2014_text_only.json')
 FAST_METRICS = ('bleu', 'rouge', 'cider')
+REPO = os.path.join(os.path.dirname(__file__), '..', '..')
+# The toolkit as its users run it, without METEOR and SPICE: argv[1] is the
+# references file, argv[2] the results file.
+TOOLKIT_PROCESS = """
+import sys
+from pycocotools.coco import COCO
+from pycocoevalcap.bleu.bleu import Bleu
+from pycocoevalcap.cider.cider import Cider
+from pycocoevalcap.rouge.rouge import Rouge
+from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
+coco = COCO(sys.argv[1])
+res = coco.loadRes(sys.argv[2])
+ids = res.getImgIds()
+gts = {i: coco.imgToAnns[i] for i in ids}
+out = {i: res.imgToAnns[i] for i in ids}
+tokenizer = PTBTokenizer()
+gts, out = tokenizer.tokenize(gts), tokenizer.tokenize(out)
+for scorer in (Bleu(4), Rouge(), Cider()):
+  print(scorer.method(), scorer.compute_score(gts, out)[0])
+"""
 
 
 def load_input(path: str, num_images: int):
@@ -117,6 +149,43 @@ def _toolkit(references, results):
   return stages, scores
 
 
+def _write_files(references, results, directory: str) -> tuple[str, str]:
+  """The COCO annotation and results files of (references, results)."""
+  annotations = [{'image_id': i, 'id': n, 'caption': c}
+                 for n, (i, c) in enumerate(
+                     (i, c) for i in results for c in references[i])]
+  ref_path = os.path.join(directory, 'references.json')
+  res_path = os.path.join(directory, 'results.json')
+  with open(ref_path, 'w') as f:
+    json.dump({'images': [{'id': i} for i in results],
+               'annotations': annotations, 'type': 'captions',
+               'info': {}, 'licenses': []}, f)
+  with open(res_path, 'w') as f:
+    json.dump([{'image_id': i, 'caption': c} for i, c in results.items()], f)
+  return ref_path, res_path
+
+
+def _process_seconds(references, results, repeats: int, toolkit: bool):
+  """Median wall seconds of each whole process, the two alternating."""
+  with tempfile.TemporaryDirectory() as directory:
+    ref_path, res_path = _write_files(references, results, directory)
+    commands = {'capjax': [
+        sys.executable, '-m', 'capjax.evaluate', f'--references={ref_path}',
+        f'--results={res_path}', f'--metrics={",".join(FAST_METRICS)}']}
+    if toolkit:
+      commands['toolkit'] = [sys.executable, '-c', TOOLKIT_PROCESS,
+                             ref_path, res_path]
+    seconds = {name: [] for name in commands}
+    for _ in range(repeats):
+      for name, command in commands.items():
+        start = time.perf_counter()
+        subprocess.run(command, cwd=REPO, check=True, capture_output=True)
+        seconds[name].append(time.perf_counter() - start)
+  return {name: timing.Timing(s[0], statistics.median(s), min(s), max(s),
+                              repeats, 0)
+          for name, s in seconds.items()}
+
+
 def run(config: dict) -> list[dict]:
   """Runs the metrics benchmark; one record per (implementation, stage)."""
   path = config.get('captions') or DEFAULT_CAPTIONS
@@ -134,6 +203,13 @@ def run(config: dict) -> list[dict]:
       pycocoevalcap = None
     if pycocoevalcap is not None:  # _toolkit imports the parts it runs
       toolkit_stages, toolkit_scores = _toolkit(references, results)
+  if config.get('process_repeats'):
+    process = _process_seconds(references, results,
+                               config['process_repeats'],
+                               toolkit_stages is not None)
+    stages['process'] = process['capjax']
+    if 'toolkit' in process:
+      toolkit_stages['process'] = process['toolkit']
   records = []
   for impl, timings in (('capjax', stages), ('toolkit', toolkit_stages)):
     for stage, t in (timings or {}).items():

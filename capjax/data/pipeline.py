@@ -33,6 +33,7 @@ import math
 
 from absl import flags
 import grain
+import ml_collections
 import numpy as np
 
 from capjax.data import sources
@@ -297,6 +298,90 @@ def eval_batches(
       .batch(local, drop_remainder=True))
   dataset = dataset[process_index::process_count]
   return _iterate(dataset, prefetch, num_threads, num_workers)
+
+
+class _TokenRow:
+  """Index -> {'tokens': row} of an in-memory token array (a grain map)."""
+
+  def __init__(self, tokens, mask=None):
+    self.tokens = tokens  # [num_rows, len] int32
+    self.mask = mask  # None, or True: emit 'mask' (1 real, 0 padding)
+
+  def __call__(self, index: int) -> dict[str, np.ndarray]:
+    if not self.mask:
+      return {'tokens': self.tokens[index]}
+    if index < len(self.tokens):
+      return {'tokens': self.tokens[index], 'mask': np.float32(1)}
+    return {'tokens': np.zeros_like(self.tokens[0]), 'mask': np.float32(0)}
+
+
+def token_batches(
+    tokens: np.ndarray, *, batch_size: int, seed: int, start_step: int = 0,
+    process_index: int = 0, process_count: int = 1, prefetch: int = 2,
+) -> Iterator[dict[str, np.ndarray]]:
+  """Infinite shuffled batches of token rows; step s a function of (seed, s).
+
+  Args:
+    tokens: [num_rows, len] int32, e.g. encoded captions or text windows.
+    batch_size: the GLOBAL batch size (a multiple of process_count).
+    seed: the data seed.
+    start_step: the first step to yield (to resume a run).
+    process_index: this process.
+    process_count: number of processes.
+    prefetch: batches computed ahead in a background thread (0: none).
+
+  Yields:
+    {'tokens': [b, len] int32}, b = batch_size // process_count: this
+    process's slice of global step start_step, start_step + 1, ...
+  """
+  local = _local_batch_size(batch_size, process_count)
+  _check_process(process_index, process_count)
+  if start_step < 0:
+    raise ValueError(f'start_step must be >= 0, got {start_step}.')
+  if not len(tokens):
+    raise ValueError('token_batches: no rows to train on.')
+  dataset = (
+      grain.MapDataset.range(len(tokens))
+      .seed(_shuffle_seed(seed))
+      .shuffle()
+      .repeat()
+      .map(_TokenRow(tokens))
+      .batch(local, drop_remainder=True))
+  dataset = dataset[process_index::process_count][start_step:]
+  return _iterate(dataset, prefetch, 1, 0)
+
+
+def token_eval_batches(
+    tokens: np.ndarray, *, batch_size: int, process_index: int = 0,
+    process_count: int = 1,
+) -> Iterator[dict[str, np.ndarray]]:
+  """One pass over token rows in order; the last batch padded and masked.
+
+  Yields:
+    {'tokens': [b, len] int32, 'mask': [b] float32 (1 real, 0 padding)}.
+  """
+  local = _local_batch_size(batch_size, process_count)
+  _check_process(process_index, process_count)
+  positions = math.ceil(len(tokens) / batch_size) * batch_size
+  dataset = (
+      grain.MapDataset.range(positions)
+      .map(_TokenRow(tokens, mask=True))
+      .batch(local, drop_remainder=True))
+  dataset = dataset[process_index::process_count]
+  return _iterate(dataset, 2, 1, 0)
+
+
+def open_split(dataset: ml_collections.ConfigDict,
+               split: str) -> sources.CaptionSource:
+  """Opens one split of `config.dataset` (preparing it on first use)."""
+  return load_source(
+      dataset.name,
+      split,
+      data_dir=dataset.data_dir or None,
+      manual_dir=dataset.manual_dir or None,
+      builder_config=dataset.builder_config or None,
+      image_size=dataset.image_size,
+  )
 
 
 def all_captions(source: sources.CaptionSource) -> list[str]:

@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 import tensorflow_datasets as tfds
 
+from capjax import faults
 from capjax.data import shapes_captions
 from capjax.data import shapes_scenes
 
@@ -180,7 +181,10 @@ class Shapes(tfds.core.GeneratorBasedBuilder):
             if count > 0}
 
   def _generate_examples(self, split: str):
-    for index in range(self.builder_config.split_sizes()[split]):
+    size = self.builder_config.split_sizes()[split]
+    for index in range(size):
+      if index == size // 2:
+        faults.kill_point('prepare')  # half a split written
       example = generate_example(self.builder_config, split, index)
       yield example['image_id'], {
           'image': shapes_scenes.encode_png(example['image']),

@@ -220,7 +220,12 @@ def _is_prepared(builder: tfds.core.DatasetBuilder) -> bool:
   return os.path.exists(os.path.join(builder.data_dir, 'dataset_info.json'))
 
 
-def _resolve(name: str, builder_config) -> tuple[DatasetEntry, Any]:
+def resolve(name: str, builder_config) -> tuple[DatasetEntry, Any]:
+  """The registry entry and builder config a dataset name stands for.
+
+  Raises:
+    ValueError: an unknown dataset or builder config, in one line.
+  """
   base, _, config_in_name = name.partition('/')
   if base not in REGISTRY:
     raise ValueError(f'Unknown dataset {name!r}; known: '
@@ -253,7 +258,7 @@ def prepare(
   Returns:
     The prepared TFDS builder.
   """
-  entry, config = _resolve(name, builder_config)
+  entry, config = resolve(name, builder_config)
 
   def make():
     return entry.builder(config=config, data_dir=data_dir,

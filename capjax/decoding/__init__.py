@@ -21,9 +21,10 @@ import jax
 from capjax.decoding import beam as decoding_beam
 from capjax.decoding import constraints as decoding_constraints
 from capjax.decoding import sampling as decoding_sampling
+from capjax.decoding import settings as decoding_settings
 from capjax.decoding import step as decoding_step
 
-METHODS = ('greedy', 'beam', 'sample', 'diverse_beam')
+METHODS = decoding_settings.METHODS
 
 StepFn = decoding_step.StepFn
 Constraints = decoding_constraints.Constraints
@@ -32,6 +33,8 @@ beam_search = decoding_beam.beam_search
 diverse_beam_search = decoding_beam.diverse_beam_search
 sample = decoding_sampling.sample
 length_normalizer = decoding_step.length_normalizer
+from_config = decoding_settings.from_config
+decode_len = decoding_settings.decode_len
 
 
 def decode(

@@ -1,14 +1,15 @@
 r"""Captioning the built-in `shapes` dataset (the default experiment).
 
-  python -m capjax.main --config=configs/captioning/shapes.py --workdir=runs/shapes
+  python -m capjax.main --config=configs/captioning/shapes.py \
+      --workdir=runs/shapes
 
 Variants after a colon, comma-separated:
   tiny               a seconds-long run for tests
   blind              zero the images (the no-vision baseline)
   model=NAME         show_tell | merge | soft_attention (default)
   cell=NAME          lstm (default) | gru
-e.g. `--config=configs/captioning/shapes.py:model=merge,cell=gru`. Any field can also be
-set on the command line: `--config.train.num_steps=500`.
+e.g. `--config=configs/captioning/shapes.py:model=merge,cell=gru`. Any field
+can also be set on the command line: `--config.train.num_steps=500`.
 """
 
 from capjax import config_base

@@ -41,7 +41,7 @@ class ShowTell(nn.Module):
   ):
     """tokens: [images * R, time] int32 -> logits [images * R, time, vocab].
 
-    R = captions_per_image; the captions of an image are consecutive base.rows.
+    R = captions_per_image; the captions of an image are consecutive rows.
     """
     # Time-major up to the output layer: the projected inputs enter the
     # recurrence without a transpose; only the hidden states are swapped.
@@ -125,7 +125,7 @@ class Merge(nn.Module):
   ):
     """tokens: [images * R, time] int32 -> logits [images * R, time, vocab].
 
-    R = captions_per_image; the captions of an image are consecutive base.rows.
+    R = captions_per_image; the captions of an image are consecutive rows.
     """
     global_feature = self.drop(features[0], deterministic=not train)
     image = nn.relu(self.image_proj(global_feature))

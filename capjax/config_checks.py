@@ -1,0 +1,90 @@
+"""A whole config checked before anything is written or trained.
+
+Every mistake a run would otherwise meet late (after writing the workdir,
+after training for an hour) is found here and reported in one line that
+names the config key and what to do: ranges of the loop's settings, the
+task, the dataset and its builder config, the model's registered names, the
+decoder, the evaluators, and that `train.best_metric` is a key those
+evaluators produce.
+"""
+
+import ml_collections
+
+from capjax import evaluators
+from capjax import parallel
+from capjax import tasks
+from capjax.data import sources
+from capjax.decoding import settings as decoding_settings
+from capjax.models import captioners
+from capjax.models import cells
+from capjax.models import encoders
+
+# Metrics where lower is better; the best checkpoint minimises them.
+LOWER_IS_BETTER = ('perplexity', 'loss', 'nll', 'med_r', 'mean_r')
+# Loop settings and the least value each may take.
+MINIMUM = {
+    'train.num_steps': 1,
+    'train.batch_size': 1,
+    'train.log_every': 1,
+    'train.checkpoint_every': 1,
+    'train.keep_checkpoints': 1,
+    'train.validate_every': 0,
+    'train.prefetch': 0,
+    'eval.batch_size': 1,
+    'eval.max_examples': 0,
+    'dataset.max_len': 1,
+    'dataset.min_count': 1,
+    'dataset.captions_per_image': 1,
+    'dataset.train_captions_per_image': 1,
+}
+
+
+class ConfigError(ValueError):
+  """A config value that cannot run; the message names the key."""
+
+
+def best_mode(config: ml_collections.ConfigDict) -> str:
+  """'min' when `train.best_metric` is lower-is-better, else 'max'."""
+  return 'min' if config.train.best_metric in LOWER_IS_BETTER else 'max'
+
+
+def _get(config, key: str):
+  node = config
+  for part in key.split('.'):
+    node = node[part]
+  return node
+
+
+def _one_of(key: str, value, known) -> None:
+  if value not in known:
+    raise ConfigError(
+        f'config.{key}={value!r} is unknown: choose one of {sorted(known)}.')
+
+
+def check(config: ml_collections.ConfigDict) -> None:
+  """Raises `ConfigError` (one line) on the first value that cannot run."""
+  for key, least in MINIMUM.items():
+    value = _get(config, key)
+    if value < least:
+      raise ConfigError(f'config.{key}={value} must be at least {least}.')
+  _one_of('task', config.get('task', 'captioning'), tasks.REGISTRY)
+  _one_of('parallel.mode', config.parallel.mode, parallel.MODES)
+  try:
+    sources.resolve(config.dataset.name, config.dataset.builder_config or None)
+  except ValueError as e:
+    raise ConfigError(f'config.dataset: {e}') from e
+  _one_of('model.decoder', config.model.decoder, captioners.REGISTRY)
+  _one_of('model.cell', config.model.cell, cells.CELLS)
+  _one_of('model.encoder.name', config.model.encoder.name, encoders.ENCODERS)
+  _one_of('eval.decode', config.eval.decode, decoding_settings.METHODS)
+  task = tasks.get(config)
+  try:
+    produced = evaluators.metric_names(config, task)
+  except ValueError as e:
+    raise ConfigError(str(e)) from e
+  best = config.train.best_metric
+  if best and config.eval.validation_split and best not in produced:
+    raise ConfigError(
+        f'config.train.best_metric={best!r} is not a metric of the '
+        f'evaluators {list(evaluators.names(config, task))} on this dataset; '
+        f'choose one of {sorted(produced)}, or \'\' for no best checkpoint.')

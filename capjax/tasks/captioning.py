@@ -1,0 +1,183 @@
+"""Captioning: next-token likelihood of a caption given an image.
+
+Every captioner (Show-and-Tell, merge, soft attention, and the families that
+plug into `capjax.models.captioners`) trains through this task. Its meta is
+the vocabulary of the training split.
+
+Config fields it reads: `dataset.*` (which split files, `max_len`,
+`min_count`, `train_captions_per_image`), `model.*` (through
+`capjax.models.captioning.create`), `train.batch_size`, `train.prefetch`,
+`train.attention_lambda` (the doubly stochastic attention regulariser) and
+`seed`.
+"""
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+
+from capjax import losses
+from capjax.data import pipeline
+from capjax.data import vocab as vocab_lib
+from capjax.models import captioning
+
+DEFAULT_EVALUATORS = ('captions', 'perplexity')
+VOCAB_KEY = 'vocabulary'  # the meta key of the vocabulary JSON
+
+
+def vocab_of(meta: dict) -> vocab_lib.Vocab:
+  """The vocabulary a captioning meta carries."""
+  return vocab_lib.Vocab.from_json(meta[VOCAB_KEY], origin='the run meta')
+
+
+def meta_of(vocab: vocab_lib.Vocab) -> dict:
+  """The meta of a model trained with `vocab`."""
+  return {VOCAB_KEY: vocab.to_json()}
+
+
+def synthetic_meta(vocab_size: int) -> dict:
+  """The meta of a vocabulary of `vocab_size` ids (specials included).
+
+  For benchmarks and tests that size a model without a dataset.
+  """
+  words = [f'w{i}' for i in range(vocab_size - len(vocab_lib.SPECIAL_TOKENS))]
+  return meta_of(vocab_lib.Vocab(words))
+
+
+def open_data(config: ml_collections.ConfigDict):
+  """Train batches of (image, captions) and the training-split vocabulary.
+
+  Returns:
+    `(batches, meta)`; batches are `pipeline.train_batches` of this host.
+  """
+  d = config.dataset
+  source = pipeline.open_split(d, 'train')
+  vocab = vocab_lib.Vocab.build(
+      pipeline.all_captions(source), min_count=d.min_count)
+
+  def batches(start_step: int):
+    return pipeline.train_batches(
+        source, vocab,
+        batch_size=config.train.batch_size,
+        max_len=d.max_len,
+        captions_per_image=d.train_captions_per_image,
+        seed=config.seed,
+        start_step=start_step,
+        process_index=jax.process_index(),
+        process_count=jax.process_count(),
+        prefetch=config.train.prefetch,
+    )
+
+  return batches, meta_of(vocab)
+
+
+def eval_batches(config: ml_collections.ConfigDict, meta: dict, split: str):
+  """Every image of `split` once with its references; the last batch masked.
+
+  Yields `pipeline.eval_batches` of this host: 'image', 'tokens' [b, R,
+  max_len + 1], 'caption_mask', 'mask', 'image_id'.
+  """
+  return pipeline.eval_batches(
+      pipeline.open_split(config.dataset, split), vocab_of(meta),
+      batch_size=config.eval.batch_size,
+      max_len=config.dataset.max_len,
+      captions_per_image=config.dataset.captions_per_image,
+      process_index=jax.process_index(),
+      process_count=jax.process_count(),
+  )
+
+
+def create_model(config: ml_collections.ConfigDict,
+                 meta: dict) -> captioning.Captioner:
+  return captioning.create(config, len(vocab_of(meta)))
+
+
+def targets(batch: dict) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """Splits tokens into decoder inputs, targets and weights.
+
+  Args:
+    batch: 'tokens' int32 [batch, len + 1] or [batch, captions, len + 1]; with
+      a caption axis, 'caption_mask' [batch, captions] marks real captions.
+      An optional 'mask' [batch] marks real (not padding) examples.
+
+  Returns:
+    inputs, targets: int32 [n, len]; weights: float32 [n, len], where n is
+    batch (or batch * captions).
+  """
+  tokens = batch['tokens']
+  example_mask = batch.get('mask')
+  if tokens.ndim == 3:
+    caption_mask = batch['caption_mask']
+    if example_mask is not None:
+      caption_mask = caption_mask * example_mask[:, None]
+    caption_mask = caption_mask.reshape(-1)
+    tokens = tokens.reshape((-1, tokens.shape[-1]))
+  else:
+    caption_mask = (
+        example_mask
+        if example_mask is not None
+        else jnp.ones(tokens.shape[:1], jnp.float32)
+    )
+  inputs, target_ids = tokens[:, :-1], tokens[:, 1:]
+  weights = (target_ids != vocab_lib.PAD_ID).astype(jnp.float32)
+  return inputs, target_ids, weights * caption_mask[:, None]
+
+
+def init_params(model: captioning.Captioner, rng: jax.Array, batch: dict):
+  inputs, _, _ = targets(batch)
+  return model.init(rng, batch['image'][:1], inputs[:1])
+
+
+def totals(model: captioning.Captioner, params, batch: dict, *, train: bool,
+           rng: jax.Array | None = None) -> dict[str, jax.Array]:
+  """Sums over a batch: nll, tokens, captions and the attention regulariser.
+
+  Args:
+    model: the captioner.
+    params: its parameters.
+    batch: 'image' [batch, ...] and the fields of `targets`.
+    train: dropout on.
+    rng: the dropout key (train only).
+
+  Returns:
+    'nll_sum', 'tokens', 'captions', 'attention_sum': [] float32 sums.
+  """
+  inputs, target_ids, weights = targets(batch)
+  tokens = batch['tokens']
+  logits, intermediates = model.logits(
+      params, batch['image'], inputs, train=train, dropout_rng=rng,
+      captions_per_image=tokens.shape[1] if tokens.ndim == 3 else 1,
+  )
+  nll_sum, token_count = losses.cross_entropy(logits, target_ids, weights)
+  out = {
+      'nll_sum': nll_sum,
+      'tokens': token_count,
+      'captions': jnp.sum(weights[:, 0]),
+      'attention_sum': jnp.zeros([], jnp.float32),
+  }
+  if 'attention' in intermediates:
+    out['attention_sum'] = losses.doubly_stochastic(
+        intermediates['attention'], weights
+    )
+  return out
+
+
+def loss(local: dict, global_totals: dict,
+         config: ml_collections.ConfigDict) -> jax.Array:
+  """Mean nll per real token plus the weighted attention regulariser."""
+  tokens = jnp.maximum(global_totals['tokens'], 1.0)
+  captions = jnp.maximum(global_totals['captions'], 1.0)
+  return (local['nll_sum'] / tokens
+          + config.train.attention_lambda * local['attention_sum'] / captions)
+
+
+def summarize(global_totals: dict,
+              config: ml_collections.ConfigDict) -> dict[str, jax.Array]:
+  """'loss', 'nll' (per token) and 'attention_penalty' (per caption)."""
+  nll = global_totals['nll_sum'] / jnp.maximum(global_totals['tokens'], 1.0)
+  penalty = global_totals['attention_sum'] / jnp.maximum(
+      global_totals['captions'], 1.0)
+  return {
+      'loss': nll + config.train.attention_lambda * penalty,
+      'nll': nll,
+      'attention_penalty': penalty,
+  }
