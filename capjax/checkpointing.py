@@ -117,7 +117,7 @@ def check_writable(workdir: str) -> None:
     os.remove(probe)
   except OSError as e:
     raise PermissionError(
-        f'Cannot write to workdir {workdir} ({e.strerror}): choose a '
+        f'Cannot write to {workdir} ({e.strerror}): choose a '
         'writable --workdir.') from e
 
 

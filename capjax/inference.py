@@ -7,6 +7,7 @@ task. The command-line fronts are
 """
 
 import contextlib
+import os
 
 import flax
 import jax
@@ -120,7 +121,7 @@ def evaluate_workdir(workdir: str, split: str, which: str = 'latest',
   config, meta, task, model, params, step = restore(workdir, which, beam_size)
   print(f'Evaluating {workdir} ({which} checkpoint, step {step}) on {split} '
         f'with {config.eval.decode} decoding.')
-  checkpointing.check_writable(workdir)
+  checkpointing.check_writable(os.path.join(workdir, evaluators.EVAL_DIR))
   mesh = parallel.make_mesh(config.parallel.num_devices)
   with _checkpoint_fits(workdir):
     suite = evaluators.Suite(config, task, model, meta, split, mesh)

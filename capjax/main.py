@@ -8,6 +8,7 @@ On several hosts, start one process per host with --coordinator_address,
 --num_processes and --process_id (see launch/).
 """
 
+import re
 import sys
 
 from absl import app
@@ -65,14 +66,22 @@ def parse_flags(argv: list[str]) -> list[str]:
   except (AttributeError, KeyError, TypeError, ValueError) as e:
     overrides = [a.split('=', 1)[0][2:] for a in argv[1:]
                  if a.startswith('--config.')]
-    name = str(e).split('\n')[0].strip('"\' ')
-    bad = [o for o in overrides if o.rsplit('.', 1)[-1] == name]
+    # ml_collections wraps a KeyError (whose str() is the repr of its
+    # message) in other errors; the message names the key in quotes and,
+    # when it has one, adds a "Did you mean" line.
+    while e.args and isinstance(e.args[0], BaseException):
+      e = e.args[0]
+    message = str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e)
+    first, *rest = message.splitlines() or ['']
+    names = set(re.findall(r'[\'"]([\w.]+)[\'"]', first)) or {first.strip()}
+    hint = f' {rest[0].strip()}' if rest else ''
+    bad = [o for o in overrides if names & set(o.split('.')[1:])]
     if bad:
-      print(f'error: unknown config key {bad[0][len("config."):]!r} '
-            f'(from --{bad[0]}): the config file has no such field.',
-            file=sys.stderr)
+      key = bad[0][len('config.'):]
+      print(f'error: unknown config key {key!r} (from --{bad[0]}): the '
+            f'config file has no such field.{hint}', file=sys.stderr)
     else:
-      print(f'error: bad --config: {str(e).splitlines()[0]}', file=sys.stderr)
+      print(f'error: bad --config: {first}{hint}', file=sys.stderr)
     sys.exit(2)
 
 

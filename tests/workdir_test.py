@@ -119,6 +119,19 @@ class TrainedWorkdirTest(absltest.TestCase):
           'does not fit the model its own config builds.*global_norm'):
         inference.caption_files(self.workdir, self.image_paths[:1])
 
+  def test_evaluate_says_it_cannot_write_before_decoding(self):
+    copy = self._copy_of_workdir()
+    shutil.rmtree(os.path.join(copy, 'eval'))
+    with open(os.path.join(copy, 'eval'), 'w') as f:
+      f.write('a file where the results folder should be')
+    result = self._run('capjax.evaluate', f'--workdir={copy}')
+    self.assertEqual(result.returncode, 1)
+    errors = [line for line in result.stderr.splitlines()
+              if line.startswith('error:')]
+    self.assertLen(errors, 1)
+    self.assertIn(f'Cannot write to {copy}/eval', errors[0])
+    self.assertNotIn('Captioned test', result.stderr)
+
   def test_training_on_a_workdir_of_another_model_is_a_one_line_error(self):
     copy = self._copy_of_workdir()
     result = self._run(
