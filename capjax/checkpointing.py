@@ -54,6 +54,8 @@ _FILE_STATUS = {
     'DATA_LOSS': 'is corrupt',
 }
 _LOCAL_FILE_RE = re.compile(r'local file "([^"]+)"')
+_OCDBT_KEY_RE = re.compile(
+    r'reading "([^"]+)" in OCDBT database at local file "([^"]+)"')
 _quiet_hook_installed = False
 
 
@@ -81,19 +83,39 @@ def _quiet_abandoned_reads() -> None:
   _quiet_hook_installed = True
 
 
+def _status_errors(error: BaseException) -> list[str]:
+  """Tensorstore's messages ('CODE: ...') in an error and its causes."""
+  found, seen = [], set()
+  while error is not None and id(error) not in seen:
+    seen.add(id(error))
+    text = str(error).split(' [tensorstore_spec=')[0]
+    if text.split(':', 1)[0] in _FILE_STATUS or re.match(r'[A-Z_]+: ', text):
+      found.append(text)
+    error = error.__cause__ or error.__context__
+  return found
+
+
 def describe_damage(error: BaseException) -> str:
   """What a read error says about a checkpoint's files, in one short line."""
   if isinstance(error, json.JSONDecodeError):
     return f'is not valid JSON (cut short?): {error}'
   if isinstance(error, KeyError):
     return str(error.args[0] if error.args else error).rstrip('.')
-  text = str(error).split(' [tensorstore_spec=')[0]
-  files = _LOCAL_FILE_RE.findall(text)
-  code = text.split(':', 1)[0]
-  if files and code in _FILE_STATUS:
-    if files[-1].endswith('/'):  # the database, not one of its files
-      return f'cannot read {files[-1]} ({code.lower().replace("_", " ")})'
-    return f'file {files[-1]} {_FILE_STATUS[code]}'
+  statuses = _status_errors(error)
+  if statuses:
+    text = statuses[-1].splitlines()[0]
+    code = text.split(':', 1)[0]
+    meaning = _FILE_STATUS.get(code, f'cannot be read ({code})')
+    files = _LOCAL_FILE_RE.findall(text)
+    if files and not files[-1].endswith('/'):
+      return f'file {files[-1]} {meaning}'
+    key = _OCDBT_KEY_RE.search(text)
+    if key:  # a chunk inside the database's files
+      return (f'array chunk {key.group(1)} in {key.group(2)} {meaning} '
+              f'({text.split(": ")[-1][:200]})')
+    if files:
+      return f'cannot read {files[-1]} ({text[:200]})'
+  text = str(error).split(' [tensorstore_spec=')[0].split(' See full ')[0]
   return (text.splitlines() or [type(error).__name__])[0][:300].rstrip('.')
 
 
