@@ -69,6 +69,17 @@ class ImagesTest(absltest.TestCase):
         self.assertIn(path, str(raised.exception))
         self.assertNotIn('\n', str(raised.exception))
 
+  def test_a_file_of_no_image_format_is_named_without_buffer_reprs(self):
+    path = os.path.join(_tempdir(self), 'notes.png')
+    with open(path, 'wb') as f:
+      f.write(b'these are not the pixels you are looking for')
+    for read in (images.read_image_file, images.load_file):
+      with self.assertRaises(images.BadImageError) as raised:
+        read(path)
+      self.assertEqual(str(raised.exception),
+                       f'Corrupt or unreadable image {path}: cannot identify '
+                       'image file')
+
   def test_load_file_reads_and_resizes(self):
     path = os.path.join(_tempdir(self), 'x.png')
     Image.new('RGB', (9, 4), (10, 20, 30)).save(path)

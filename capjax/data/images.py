@@ -11,6 +11,7 @@ are laid over white (Pillow alone shows whatever colour lies under them).
 
 import io
 import os
+import re
 
 import numpy as np
 from PIL import Image
@@ -26,6 +27,17 @@ BACKGROUND = (255, 255, 255)
 
 class BadImageError(ValueError):
   """An image file that cannot be read; the message names the file."""
+
+
+# Pillow names the in-memory buffer it read from, e.g.
+# "cannot identify image file <_io.BytesIO object at 0x7f...>".
+_BUFFER_REPR_RE = re.compile(r'\s*<_io\.BytesIO object at 0x[0-9a-fA-F]+>')
+
+
+def _corrupt(path: str, error: Exception) -> BadImageError:
+  """The one-line error for an image file that does not decode."""
+  reason = _BUFFER_REPR_RE.sub('', str(error)).strip() or type(error).__name__
+  return BadImageError(f'Corrupt or unreadable image {path}: {reason}')
 
 
 def _resized_side(width: int, height: int, min_side: int) -> tuple[int, int]:
@@ -101,7 +113,7 @@ def read_image_file(
       return buffer.getvalue()
   except (OSError, ValueError, Image.DecompressionBombError,
           SyntaxError) as e:
-    raise BadImageError(f'Corrupt or unreadable image {path}: {e}') from None
+    raise _corrupt(path, e) from None
 
 
 def decode(data: bytes, size: tuple[int, int] | None = None) -> np.ndarray:
@@ -157,4 +169,4 @@ def load_file(
     return decode(data, size)
   except (OSError, ValueError, Image.DecompressionBombError,
           SyntaxError) as e:
-    raise BadImageError(f'Corrupt or unreadable image {path}: {e}') from None
+    raise _corrupt(path, e) from None
