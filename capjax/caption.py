@@ -4,7 +4,9 @@ r"""Caption image files with a trained workdir.
   python -m capjax.caption --workdir=runs/shapes --beam_size=3 img.png
 
 Prints one `path<TAB>caption` line per image, using the checkpoint's own
-config (image size, decoder) and vocabulary.
+config (image size, decoder) and vocabulary. A missing or unreadable file is
+named in one `error:` line on stderr, the other files are still captioned,
+and the exit code is 1 when any file was bad.
 """
 
 import sys
@@ -14,6 +16,7 @@ from absl import flags
 
 from capjax import inference
 from capjax import logs
+from capjax.data import images as images_lib
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'A training workdir.')
 _CHECKPOINT = flags.DEFINE_enum(
@@ -28,21 +31,38 @@ _BATCH_SIZE = flags.DEFINE_integer(
 flags.mark_flag_as_required('workdir')
 
 
+def readable(paths: list[str]) -> list[str]:
+  """The paths that decode as images; each other one named on stderr."""
+  good = []
+  for path in paths:
+    try:
+      images_lib.load_file(path)
+    except images_lib.BadImageError as e:
+      print(f'error: {e}', file=sys.stderr)
+    else:
+      good.append(path)
+  return good
+
+
 def main(argv):
   paths = argv[1:]
   if not paths:
     raise app.UsageError('Name at least one image file to caption.')
   logs.quiet_libraries(progress=False)
-  try:
-    captions = inference.caption_files(
-        _WORKDIR.value, paths, which=_CHECKPOINT.value,
-        beam_size=_BEAM_SIZE.value, batch_size=_BATCH_SIZE.value,
-    )
-  except (ValueError, FileNotFoundError) as e:
-    print(f'error: {e}', file=sys.stderr)
-    sys.exit(1)
-  for path, caption in zip(paths, captions):
-    print(f'{path}\t{caption}')
+  good = readable(paths)
+  if good:
+    try:
+      captions = inference.caption_files(
+          _WORKDIR.value, good, which=_CHECKPOINT.value,
+          beam_size=_BEAM_SIZE.value, batch_size=_BATCH_SIZE.value,
+      )
+    except (ValueError, FileNotFoundError) as e:
+      print(f'error: {e}', file=sys.stderr)
+      sys.exit(1)
+    for path, caption in zip(good, captions):
+      print(f'{path}\t{caption}')
+  if len(good) < len(paths):
+    sys.exit(1)  # Each bad file is named above; the others are captioned.
 
 
 if __name__ == '__main__':

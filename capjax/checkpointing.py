@@ -10,13 +10,20 @@ Checkpoints written before tasks existed hold a `vocab` item instead of
 `meta`; they are read as the captioning meta `{'vocabulary': vocab}`.
 Orbax writes each step to a temporary directory and renames it when complete,
 so a run killed mid-save leaves the previous checkpoint as the latest and
-never a half-written one.
+never a half-written one. A step damaged later (a data file truncated or
+deleted, `_METADATA` deleted, a JSON item cut short) is found when it is
+restored: `restore_intact` names it in one line and falls back to the newest
+intact step, and training sets the damaged step aside as `<step>.damaged`.
 """
 
+import dataclasses
 import json
 import os
+import re
+import sys
 from typing import Any
 
+from absl import logging
 import jax
 import ml_collections
 import orbax.checkpoint as ocp
@@ -30,6 +37,232 @@ LEGACY_VOCAB_KEY = 'vocabulary'  # ... is the captioning meta of that vocab
 
 class CheckpointMismatchError(ValueError):
   """A checkpoint's parameters do not fit the model that should load them."""
+
+
+class DamagedCheckpointError(ValueError):
+  """A checkpoint step whose files cannot be read; the message names it."""
+
+
+class NoIntactCheckpointError(ValueError):
+  """Every step of a checkpoint directory is damaged; says what to do."""
+
+
+# Suffix of a damaged step set aside by training (Orbax ignores the name).
+DAMAGED_SUFFIX = '.damaged'
+# Orbax's file of a saved tree's structure (restoring without it fails).
+PYTREE_METADATA = '_METADATA'
+# Tensorstore status codes, as what they mean for a file.
+_FILE_STATUS = {
+    'OUT_OF_RANGE': 'is truncated',
+    'NOT_FOUND': 'is missing',
+    'DATA_LOSS': 'is corrupt',
+}
+_LOCAL_FILE_RE = re.compile(r'local file "([^"]+)"')
+_OCDBT_KEY_RE = re.compile(
+    r'reading "([^"]+)" in OCDBT database at local file "([^"]+)"')
+_quiet_hook_installed = False
+
+
+def _quiet_abandoned_reads() -> None:
+  """Drops the tracebacks of reads abandoned after a failed restore.
+
+  When one file of a step fails, Tensorstore still completes the other
+  reads and reports each to an event loop that Orbax has closed, as an
+  unraisable `RuntimeError('Event loop is closed')`: dozens of lines that
+  say nothing. Those are dropped; any other unraisable error is shown.
+  """
+  global _quiet_hook_installed
+  if _quiet_hook_installed:
+    return
+  previous = sys.unraisablehook
+
+  def hook(unraisable):
+    value = unraisable.exc_value
+    if isinstance(value, RuntimeError) and 'Event loop is closed' in str(
+        value):
+      return
+    previous(unraisable)
+
+  sys.unraisablehook = hook
+  _quiet_hook_installed = True
+
+
+def _status_errors(error: BaseException) -> list[str]:
+  """Tensorstore's messages ('CODE: ...') in an error and its causes."""
+  found, seen = [], set()
+  while error is not None and id(error) not in seen:
+    seen.add(id(error))
+    text = str(error).split(' [tensorstore_spec=')[0]
+    if text.split(':', 1)[0] in _FILE_STATUS or re.match(r'[A-Z_]+: ', text):
+      found.append(text)
+    error = error.__cause__ or error.__context__
+  return found
+
+
+def describe_damage(error: BaseException) -> str:
+  """What a read error says about a checkpoint's files, in one short line."""
+  if isinstance(error, json.JSONDecodeError):
+    return f'is not valid JSON (cut short?): {error}'
+  if isinstance(error, KeyError):
+    return str(error.args[0] if error.args else error).rstrip('.')
+  statuses = _status_errors(error)
+  if statuses:
+    text = statuses[-1].splitlines()[0]
+    code = text.split(':', 1)[0]
+    meaning = _FILE_STATUS.get(code, f'cannot be read ({code})')
+    files = _LOCAL_FILE_RE.findall(text)
+    if files and not files[-1].endswith('/'):
+      return f'file {files[-1]} {meaning}'
+    key = _OCDBT_KEY_RE.search(text)
+    if key:  # a chunk inside the database's files
+      return (f'array chunk {key.group(1)} in {key.group(2)} {meaning} '
+              f'({text.split(": ")[-1][:200]})')
+    if files:
+      return f'cannot read {files[-1]} ({text[:200]})'
+  text = str(error).split(' [tensorstore_spec=')[0].split(' See full ')[0]
+  return (text.splitlines() or [type(error).__name__])[0][:300].rstrip('.')
+
+
+@dataclasses.dataclass
+class Restored:
+  """A checkpoint step read in full, and the damaged newer steps skipped."""
+
+  step: int
+  state: Any  # The saved state (in the given structure, if any).
+  config_json: dict
+  meta: dict  # The task meta (vocabulary...).
+  damaged: list[str]  # One line per damaged newer step, newest first.
+
+
+def _read_json(manager, step: int, item: str) -> dict:
+  try:
+    return manager.restore(
+        step, args=ocp.args.Composite(**{item: ocp.args.JsonRestore()})
+    )[item]
+  except Exception as e:  # pylint: disable=broad-except
+    item_dir = os.path.join(str(manager.directory), str(step), item)
+    raise DamagedCheckpointError(
+        f'Checkpoint {manager.directory}/{step} is damaged: its {item} '
+        f'({item_dir}) {describe_damage(e)}.') from None
+
+
+def _read_state(manager, step: int, abstract_state=None):
+  """The state of `step`; a damaged step or another model named in one line.
+
+  Raises:
+    DamagedCheckpointError: a file of the step cannot be read.
+    CheckpointMismatchError: the files are intact but hold another model
+      than `abstract_state`.
+  """
+  _quiet_abandoned_reads()
+  metadata = os.path.join(str(manager.directory), str(step), 'state',
+                          PYTREE_METADATA)
+  if '://' not in metadata and not os.path.exists(metadata):
+    # A restore into a given structure would not notice.
+    raise DamagedCheckpointError(
+        f'Checkpoint {manager.directory}/{step} is damaged: its tree '
+        f'metadata {metadata} is missing.')
+  if abstract_state is not None:
+    try:
+      return manager.restore(
+          step,
+          args=ocp.args.Composite(
+              state=ocp.args.StandardRestore(abstract_state)),
+      )['state']
+    except Exception as e:  # pylint: disable=broad-except
+      targeted_error = e
+  try:
+    saved = manager.restore(
+        step, args=ocp.args.Composite(state=ocp.args.StandardRestore())
+    )['state']
+  except Exception as e:  # pylint: disable=broad-except
+    raise DamagedCheckpointError(
+        f'Checkpoint {manager.directory}/{step} is damaged: '
+        f'{describe_damage(e)}.') from None
+  if abstract_state is None:
+    return saved
+  expected = abstract_state
+  wanted = (expected.get('params') if isinstance(expected, dict)
+            else getattr(expected, 'params', None))
+  if wanted is not None and 'params' in saved:
+    # The optimizer state repeats every parameter: name the parameters.
+    saved, expected = saved['params'], wanted
+  difference = describe_mismatch(saved, expected)
+  raise CheckpointMismatchError(
+      f'The checkpoint {manager.directory}/{step} holds another '
+      f'model than this config builds ({difference or targeted_error}). It '
+      'was written with another config or capjax version: use a new '
+      '--workdir, or the config and version that wrote it.'
+  ) from targeted_error
+
+
+def _set_aside(manager, step: int) -> str:
+  """Renames a damaged step out of Orbax's sight; returns the new path."""
+  path = os.path.join(str(manager.directory), str(step))
+  target, n = path + DAMAGED_SUFFIX, 1
+  while os.path.exists(target):
+    n += 1
+    target = f'{path}{DAMAGED_SUFFIX}-{n}'
+  if jax.process_index() == 0:
+    os.rename(path, target)
+  return target
+
+
+def restore_intact(
+    manager: ocp.CheckpointManager,
+    abstract_state=None,
+    *,
+    set_aside: bool = False,
+    what_to_do: str = 'train again into a new --workdir',
+) -> Restored | None:
+  """Reads the newest intact step of a manager, skipping damaged ones.
+
+  Each damaged step is logged as one warning line naming the step and the
+  file that cannot be read, and listed in the result.
+
+  Args:
+    manager: the Orbax manager of a checkpoint directory.
+    abstract_state: the structure (shapes, shardings) to restore into, or
+      None for the saved structure as arrays.
+    set_aside: rename damaged steps to `<step>.damaged` (training does, so
+      that it can save those steps again); readers leave them.
+    what_to_do: advice ending the message when no step is intact.
+
+  Returns:
+    The restored step, or None when the directory holds no step at all.
+
+  Raises:
+    NoIntactCheckpointError: steps exist but none is intact (one line).
+    CheckpointMismatchError: an intact step holds another model.
+  """
+  steps = sorted(manager.all_steps(), reverse=True)
+  if not steps:
+    return None
+  damaged = []
+  for step in steps:
+    try:
+      config_json = _read_json(manager, step, 'config')
+      meta = _read_meta(manager, step)
+      state = _read_state(manager, step, abstract_state)
+    except DamagedCheckpointError as e:
+      line = str(e)
+      if set_aside:
+        line += f' Set aside as {_set_aside(manager, step)}.'
+      damaged.append(line)
+      continue
+    for line in damaged:
+      logging.warning('%s Restored step %d instead.', line, step)
+    if set_aside and damaged:
+      manager.reload()
+    return Restored(step, state, config_json, meta, damaged)
+  for line in damaged:
+    logging.warning('%s', line)
+  if set_aside:
+    manager.reload()
+  raise NoIntactCheckpointError(
+      f'No intact checkpoint in {manager.directory}: all {len(steps)} '
+      f'step(s) are damaged ({", ".join(map(str, steps))}; see the warnings '
+      f'above): {what_to_do}.')
 
 
 def _key_name(key) -> str:
@@ -121,16 +354,17 @@ def check_writable(workdir: str) -> None:
         'writable --workdir.') from e
 
 
-def _restore_meta(manager: ocp.CheckpointManager, step: int) -> dict:
-  """The meta of a checkpoint, legacy `vocab` checkpoints included."""
+def _read_meta(manager: ocp.CheckpointManager, step: int) -> dict:
+  """The meta of a checkpoint, legacy `vocab` checkpoints included.
+
+  Raises:
+    DamagedCheckpointError: the item cannot be read (named).
+  """
   step_dir = os.path.join(str(manager.directory), str(step))
   if os.path.isdir(os.path.join(step_dir, LEGACY_VOCAB_ITEM)) and (
       not os.path.isdir(os.path.join(step_dir, META_ITEM))):
-    vocab = manager.restore(step, args=ocp.args.Composite(
-        vocab=ocp.args.JsonRestore()))[LEGACY_VOCAB_ITEM]
-    return {LEGACY_VOCAB_KEY: vocab}
-  return manager.restore(step, args=ocp.args.Composite(
-      meta=ocp.args.JsonRestore()))[META_ITEM]
+    return {LEGACY_VOCAB_KEY: _read_json(manager, step, LEGACY_VOCAB_ITEM)}
+  return _read_json(manager, step, META_ITEM)
 
 
 class Checkpointer:
@@ -183,10 +417,6 @@ class Checkpointer:
         force=True,
     )
 
-  def meta_of(self, step: int) -> dict:
-    """The task meta (vocabulary...) saved with a checkpoint."""
-    return _restore_meta(self.latest, step)
-
   def restore(self, step: int, abstract_state) -> Any:
     """Restores the state of `step` into the structure of `abstract_state`.
 
@@ -194,32 +424,31 @@ class Checkpointer:
       CheckpointMismatchError: the checkpoint holds another model's state
         (another config, or an older capjax); the message names the
         parameters that differ.
+      DamagedCheckpointError: a file of the step cannot be read (named).
     """
-    try:
-      restored = self.latest.restore(
-          step,
-          args=ocp.args.Composite(
-              state=ocp.args.StandardRestore(abstract_state)
-          ),
-      )
-    except (ValueError, KeyError) as e:
-      saved = self.latest.restore(
-          step, args=ocp.args.Composite(state=ocp.args.StandardRestore())
-      )['state']
-      expected = abstract_state
-      wanted = (expected.get('params') if isinstance(expected, dict)
-                else getattr(expected, 'params', None))
-      if wanted is not None and 'params' in saved:
-        # The optimizer state repeats every parameter: name the parameters.
-        saved, expected = saved['params'], wanted
-      difference = describe_mismatch(saved, expected)
-      raise CheckpointMismatchError(
-          f'The checkpoint {self.latest.directory}/{step} holds another '
-          f'model than this config builds ({difference or e}). It was '
-          'written with another config or capjax version: use a new '
-          '--workdir, or the config and version that wrote it.'
-      ) from e
-    return restored['state']
+    return _read_state(self.latest, step, abstract_state)
+
+  def restore_latest(self, abstract_state) -> Restored | None:
+    """The newest intact training state, for resuming.
+
+    Damaged newer steps are named in one warning line each and set aside as
+    `<step>.damaged`, so training saves those steps again.
+
+    Args:
+      abstract_state: the structure to restore into.
+
+    Returns:
+      The restored step with its config and meta JSON, or None when
+      there is no checkpoint yet.
+
+    Raises:
+      NoIntactCheckpointError: every step is damaged (one line).
+      CheckpointMismatchError: the newest intact step holds another model.
+    """
+    return restore_intact(
+        self.latest, abstract_state, set_aside=True,
+        what_to_do=('move the damaged steps away and rerun to start from '
+                    'step 0, or train into a new --workdir'))
 
   def wait(self) -> None:
     """Blocks until every pending save is on disk."""
@@ -266,20 +495,13 @@ def find_checkpoint(workdir: str, which: str = 'latest') -> tuple[str, int]:
   return directory, step
 
 
-def load_metadata(directory: str, step: int) -> tuple[dict, dict]:
-  """The config and task meta JSON saved with a checkpoint."""
-  manager = ocp.CheckpointManager(_absolute(directory))
-  restored = manager.restore(
-      step, args=ocp.args.Composite(config=ocp.args.JsonRestore()))
-  return restored['config'], _restore_meta(manager, step)
-
-
 def restore_trained(workdir: str, which: str = 'latest'):
   """Everything needed to use a workdir's checkpoint.
 
   The parameters are restored without a target structure (any model's
   checkpoint loads), and the config and vocabulary are the checkpoint's own,
-  so the model is rebuilt exactly as it was trained.
+  so the model is rebuilt exactly as it was trained. A damaged newest step is
+  named in a warning and the newest intact one is used (nothing is moved).
 
   Args:
     workdir: a training workdir.
@@ -287,12 +509,16 @@ def restore_trained(workdir: str, which: str = 'latest'):
 
   Returns:
     `(config, meta, params, step)`.
+
+  Raises:
+    FileNotFoundError: no checkpoint (one line).
+    NoIntactCheckpointError: every step is damaged (one line).
   """
-  directory, step = find_checkpoint(workdir, which)
-  config_json, meta = load_metadata(directory, step)
-  manager = ocp.CheckpointManager(_absolute(directory))
-  restored = manager.restore(
-      step, args=ocp.args.Composite(state=ocp.args.StandardRestore())
-  )
-  config = ml_collections.ConfigDict(config_json)
-  return config, meta, restored['state']['params'], step
+  directory, _ = find_checkpoint(workdir, which)
+  other = 'best' if which == 'latest' else 'latest'
+  restored = restore_intact(
+      ocp.CheckpointManager(_absolute(directory)),
+      what_to_do=(f'try --checkpoint={other}, or train again with '
+                  f'`python -m capjax.main --config=... --workdir={workdir}`'))
+  config = ml_collections.ConfigDict(restored.config_json)
+  return config, restored.meta, restored.state['params'], restored.step

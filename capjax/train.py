@@ -230,13 +230,12 @@ def train_and_evaluate(
   checkpointer = checkpointing.Checkpointer(
       workdir, keep=tc.keep_checkpoints, best_metric=tc.best_metric,
       best_mode=config_checks.best_mode(config))
-  start_step = checkpointer.latest_step()
-  if start_step is not None:
-    saved_meta = checkpointer.meta_of(start_step)
-    if saved_meta != meta:
-      raise _mismatch(f'The checkpoints in {workdir}', saved_meta, meta)
-    state = checkpointer.restore(start_step, state)
-    logging.info('Resumed from step %d of %s.', start_step, workdir)
+  restored = checkpointer.restore_latest(state)  # damaged steps skipped
+  if restored is not None:
+    if restored.meta != meta:
+      raise _mismatch(f'The checkpoints in {workdir}', restored.meta, meta)
+    state = restored.state
+    logging.info('Resumed from step %d of %s.', restored.step, workdir)
   start_step = int(state.step)
   finished = _finished_results(config, workdir, start_step)
   if finished is not None:

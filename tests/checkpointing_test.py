@@ -1,10 +1,12 @@
 """Tests of checkpoints: keep K, keep the best, carry config and vocabulary."""
 
+import glob
 import os
 import shutil
 import tempfile
 
 from absl.testing import absltest
+from absl.testing import parameterized
 import jax.numpy as jnp
 import numpy as np
 
@@ -128,6 +130,121 @@ class CheckpointerTest(absltest.TestCase):
     with self.assertRaisesRegex(FileNotFoundError,
                                 'No best checkpoint in .*best'):
       checkpointing.find_checkpoint(self.workdir, 'best')
+
+
+def _data_files(step_dir):
+  """The array data files of a saved step, largest first."""
+  files = glob.glob(os.path.join(step_dir, 'state', '**', 'd', '*'),
+                    recursive=True)
+  return sorted(files, key=os.path.getsize, reverse=True)
+
+
+def _damage(step_dir, kind):
+  """Damages a saved step as a failing disk or a careless user would."""
+  if kind == 'truncated data file':
+    largest = _data_files(step_dir)[0]
+    os.truncate(largest, os.path.getsize(largest) // 2)
+  elif kind == 'deleted data file':
+    os.remove(_data_files(step_dir)[0])
+  elif kind == 'deleted _METADATA':
+    os.remove(os.path.join(step_dir, 'state', '_METADATA'))
+  else:  # 'cut config JSON', 'cut meta JSON'
+    item = kind.split()[1]
+    path = os.path.join(step_dir, item, 'metadata')
+    os.truncate(path, os.path.getsize(path) // 2)
+
+
+# Each damage and what the warning must name.
+DAMAGES = (
+    ('truncated data file', r'file .*/checkpoints/20/state/.*d/\w+ is '
+     r'truncated'),
+    ('deleted data file', r'file .*/checkpoints/20/state/.*d/\w+ is missing'),
+    ('deleted _METADATA', r'checkpoints/20/state/_METADATA is missing'),
+    ('cut config JSON', r'its config \(.*/20/config\) is not valid JSON'),
+    ('cut meta JSON', r'its meta \(.*/20/meta\) is not valid JSON'),
+)
+
+
+class DamagedCheckpointTest(parameterized.TestCase):
+  """A damaged newest step is named and the newest intact one used."""
+
+  def setUp(self):
+    super().setUp()
+    self.workdir = tempfile.mkdtemp()
+    self.addCleanup(shutil.rmtree, self.workdir)
+    self.config = config_base.base_config()
+    self.checkpointer = checkpointing.Checkpointer(self.workdir, keep=3)
+    self.addCleanup(self.checkpointer.close)
+    for step in (10, 20):
+      self.checkpointer.save(step, _state(step), self.config, VOCAB)
+    self.checkpointer.wait()
+
+  def _step_dir(self, step):
+    return os.path.join(self.workdir, 'checkpoints', str(step))
+
+  @parameterized.parameters(*DAMAGES)
+  def test_readers_fall_back_to_the_previous_step(self, kind, named):
+    _damage(self._step_dir(20), kind)
+    with self.assertLogs(level='WARNING') as logs:
+      config, vocab, params, step = checkpointing.restore_trained(
+          self.workdir)
+    self.assertEqual(step, 10)
+    np.testing.assert_array_equal(params['w'], [10, 10])
+    self.assertEqual((vocab, config.seed), (VOCAB, self.config.seed))
+    self.assertLen(logs.output, 1)
+    self.assertNotIn('\n', logs.output[0])
+    self.assertRegex(logs.output[0], f'Checkpoint .*/checkpoints/20 is '
+                     f'damaged: .*{named}.* Restored step 10 instead')
+    self.assertTrue(os.path.isdir(self._step_dir(20)))  # readers move nothing
+
+  @parameterized.parameters(*DAMAGES)
+  def test_training_sets_the_damaged_step_aside_and_saves_it_again(
+      self, kind, named):
+    _damage(self._step_dir(20), kind)
+    with self.assertLogs(level='WARNING'):
+      restored = self.checkpointer.restore_latest(_state(0))
+    self.assertEqual(restored.step, 10)
+    np.testing.assert_array_equal(restored.state['params']['w'], [10, 10])
+    self.assertEqual(restored.meta, VOCAB)
+    self.assertLen(restored.damaged, 1)
+    self.assertRegex(restored.damaged[0],
+                     f'{named}.* Set aside as .*/checkpoints/20.damaged')
+    self.assertEqual(self.checkpointer.latest_step(), 10)
+    # The resumed run reaches step 20 again and can save it.
+    self.checkpointer.save(20, _state(21), self.config, VOCAB)
+    self.checkpointer.wait()
+    again = self.checkpointer.restore_latest(_state(0))
+    self.assertEqual((again.step, again.damaged), (20, []))
+    np.testing.assert_array_equal(again.state['params']['w'], [21, 21])
+    self.assertTrue(os.path.isdir(self._step_dir(20) + '.damaged'))
+
+  def test_no_intact_step_is_one_line_saying_what_to_do(self):
+    for step in (10, 20):
+      _damage(self._step_dir(step), 'truncated data file')
+    with self.assertLogs(level='WARNING'):
+      with self.assertRaises(checkpointing.NoIntactCheckpointError) as e:
+        checkpointing.restore_trained(self.workdir)
+    self.assertRegex(str(e.exception), r'^No intact checkpoint in .*'
+                     r'checkpoints: all 2 step\(s\) are damaged \(20, 10;.*'
+                     r'try --checkpoint=best, or train again')
+    self.assertNotIn('\n', str(e.exception))
+    with self.assertLogs(level='WARNING'):
+      with self.assertRaisesRegex(checkpointing.NoIntactCheckpointError,
+                                  'rerun to start from step 0'):
+        self.checkpointer.restore_latest(_state(0))
+
+  def test_another_model_is_still_a_mismatch_not_damage(self):
+    other = {'step': jnp.asarray(0), 'params': {'w': jnp.zeros((3,))}}
+    with self.assertRaisesRegex(checkpointing.CheckpointMismatchError,
+                                'checkpoints/20 holds another model'):
+      self.checkpointer.restore_latest(other)
+    self.assertEqual(self.checkpointer.latest_step(), 20)  # nothing moved
+
+  def test_an_empty_workdir_has_nothing_to_restore(self):
+    fresh = checkpointing.Checkpointer(
+        os.path.join(self.workdir, 'fresh'), keep=1)
+    self.addCleanup(fresh.close)
+    self.assertIsNone(fresh.restore_latest(_state(0)))
 
 
 if __name__ == '__main__':

@@ -104,14 +104,14 @@ class Flickr8kGeneratedTest(absltest.TestCase):
     self.assertEqual(self.builder.info.splits['train'].num_examples, 2)
     self.assertEqual(
         self.builder.info.metadata['skipped'],
-        {'train': {'missing': 1, 'corrupt': 2},
-         'validation': {'missing': 0, 'corrupt': 0},
-         'test': {'missing': 0, 'corrupt': 0}})
+        {'train': {'missing': 1, 'corrupt': 2, 'no_captions': 1},
+         'validation': {'missing': 0, 'corrupt': 0, 'no_captions': 0},
+         'test': {'missing': 0, 'corrupt': 0, 'no_captions': 0}})
 
   def test_skipped_counts_survive_reloading(self):
     reloaded = sources.prepare('flickr8k', data_dir=self.data_dir)
     self.assertEqual(reloaded.info.metadata['skipped']['train'],
-                     {'missing': 1, 'corrupt': 2})
+                     {'missing': 1, 'corrupt': 2, 'no_captions': 1})
 
   def test_each_skipped_file_is_named_in_a_warning(self):
     for name in ('103_c.jpg', '104_d.jpg', '105_e.jpg', '106_f.jpg',
@@ -225,16 +225,18 @@ class KarpathyTest(absltest.TestCase):
     root = _tempdir(self)
     os.makedirs(os.path.join(root, 'val2014'))
     entries = []
-    splits = ['train', 'train', 'restval', 'val', 'test', 'train']
+    splits = ['train', 'train', 'restval', 'val', 'test', 'train', 'train']
     for i, split in enumerate(splits):
       name = f'COCO_val2014_{i:012d}.jpg'
-      if i != 5:  # The last photo is missing.
+      if i != 5:  # Photo 5 is missing.
         _write_jpeg(os.path.join(root, 'val2014', name), (20 + i, 16))
       entries.append({
           'filepath': 'val2014', 'filename': name, 'split': split,
           'imgid': i, 'cocoid': 1000 + i,
           'sentences': [{'raw': f'Photo {i} caption {k}.', 'tokens': []}
                         for k in range(5 + (i == 0))]})
+    # The last photo exists but its only sentence is empty.
+    entries[-1]['sentences'] = [{'raw': '', 'tokens': []}]
     with open(os.path.join(root, 'dataset_coco.json'), 'w') as f:
       json.dump({'images': entries, 'dataset': 'coco'}, f)
     data_dir = _tempdir(self)
@@ -243,7 +245,7 @@ class KarpathyTest(absltest.TestCase):
         {k: v.num_examples for k, v in builder.info.splits.items()},
         {'train': 3, 'validation': 1, 'test': 1})
     self.assertEqual(builder.info.metadata['skipped']['train'],
-                     {'missing': 1, 'corrupt': 0})
+                     {'missing': 1, 'corrupt': 0, 'no_captions': 1})
     train = pipeline.load_source('coco', 'train', data_dir=data_dir,
                                  image_size=8)
     references = pipeline.references(train)

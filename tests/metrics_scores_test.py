@@ -168,6 +168,14 @@ class FilesTest(absltest.TestCase):
     with self.assertRaisesRegex(ValueError, 'not valid JSON.*line 1'):
       coco.load_results(path)
 
+  def test_json_cut_inside_a_string_reads_once_at(self):
+    path = _write_temp(self, '[{"image_id": 1, "caption": "a ca')
+    with self.assertRaises(ValueError) as raised:
+      coco.load_results(path)
+    self.assertEqual(str(raised.exception),
+                     f'Results file {path} is not valid JSON (Unterminated '
+                     'string starting at line 1 column 29).')
+
   def test_results_ids_must_be_in_references(self):
     with self.assertRaisesRegex(ValueError, 'not in the references.*7'):
       coco.score({1: ['a cat']}, {1: 'a cat', 7: 'a dog'}, ('bleu',))

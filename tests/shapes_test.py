@@ -2,6 +2,7 @@
 
 import io
 import json
+import os
 import shutil
 import tempfile
 
@@ -325,6 +326,21 @@ class CaptionIsCorrectTest(parameterized.TestCase):
     self.assertEqual(shapes.caption_accuracy(captions, scenes), 0.5)
     with self.assertRaisesRegex(KeyError, '3'):
       shapes.caption_accuracy({3: 'a red circle'}, scenes)
+
+
+class StalePreparationTest(absltest.TestCase):
+
+  def test_a_killed_preparation_leaves_nothing_behind_once_rerun(self):
+    data_dir = tempfile.mkdtemp()
+    self.addCleanup(shutil.rmtree, data_dir)
+    config_dir = os.path.join(data_dir, 'shapes', 'tiny')
+    # What TFDS leaves when the process is killed while preparing.
+    stale = os.path.join(config_dir, 'incomplete.Q7X2K9_1.1.0')
+    os.makedirs(os.path.join(stale, 'shapes-train.array_record-00000-of-00001'
+                             '.incomplete'))
+    builder = sources.prepare('shapes/tiny', data_dir=data_dir)
+    self.assertEqual(os.listdir(config_dir), ['1.1.0'])
+    self.assertEqual(builder.info.splits['train'].num_examples, 240)
 
 
 class BuilderTest(absltest.TestCase):

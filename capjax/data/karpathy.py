@@ -14,8 +14,8 @@ The JSON is the `dataset_<name>.json` of Karpathy and Fei-Fei's release::
 the config's list where the file exists (e.g. `coco`: `''` or `images`, so
 `manual_dir/val2014/COCO_val2014_...jpg` works). Splits: train (with restval
 when `restval_to_train`), validation (val) and test. `image_id` is `cocoid`
-when present (COCO), else `imgid`. Missing or corrupt photos are skipped and
-counted (see `photo_builder`).
+when present (COCO), else `imgid`. Photos with no non-empty caption, missing
+or corrupt are skipped and counted (see `photo_builder`).
 """
 
 import dataclasses
@@ -101,9 +101,10 @@ def read_karpathy_json(
     found = next((c for c in candidates if os.path.exists(c)), candidates[0])
     image_id = image['cocoid'] if 'cocoid' in image else _field(
         image, 'imgid', index, path)
-    captions = tuple(
-        s.get('raw') or ' '.join(s.get('tokens', []))
-        for s in _field(image, 'sentences', index, path))
+    captions = tuple(  # none: the image is skipped and counted
+        c for c in (s.get('raw') or ' '.join(s.get('tokens', []))
+                    for s in _field(image, 'sentences', index, path))
+        if c.strip())
     entries[SPLIT_NAMES[split]].append(photo_builder.PhotoEntry(
         image_id=int(image_id), path=found,
         file_name=os.path.relpath(found, manual_dir), captions=captions))

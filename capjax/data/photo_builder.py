@@ -1,15 +1,17 @@
 """Shared base of the TFDS builders for real photo-caption datasets.
 
 A subclass reads the user's files (under `manual_dir`) into `PhotoEntry`
-lists per split; this base checks every image, skips and counts the missing
-or corrupt ones (with a warning naming each file), and stores JPEG bytes.
+lists per split; this base checks every image, skips and counts those with no
+captions and the missing or corrupt ones (with a warning naming each file),
+and stores JPEG bytes.
 Each example:
   image: JPEG bytes (decoded and resized by the input pipeline);
   captions: the image's captions (raw text);
   image_id: int64, stable across preparations (e.g. the COCO id);
   file_name: the image's path relative to `manual_dir`.
 The counts of skipped images are saved in the dataset's metadata
-(`builder.info.metadata['skipped']`: split -> {'missing', 'corrupt'}).
+(`builder.info.metadata['skipped']`: split -> {'missing', 'corrupt',
+'no_captions'}).
 """
 
 import abc
@@ -31,7 +33,7 @@ class PhotoEntry:
   image_id: int
   path: str  # Absolute path of the image file.
   file_name: str  # Path relative to manual_dir, stored with the example.
-  captions: tuple[str, ...]
+  captions: tuple[str, ...]  # Empty: the image is skipped and counted.
 
 
 @dataclasses.dataclass(eq=False)
@@ -121,8 +123,13 @@ class PhotoCaptionBuilder(
             for split, split_entries in entries.items() if split_entries}
 
   def _generate_examples(self, split: str, entries: Sequence[PhotoEntry]):
-    missing = corrupt = 0
+    missing = corrupt = no_captions = 0
     for entry in entries:
+      if not entry.captions:
+        logging.warning('%s %s: skipping image %s: it has no captions.',
+                        self.name, split, entry.file_name)
+        no_captions += 1
+        continue
       if not os.path.exists(entry.path):
         logging.warning('%s %s: skipping missing image %s', self.name, split,
                         entry.path)
@@ -142,8 +149,9 @@ class PhotoCaptionBuilder(
           'file_name': entry.file_name,
       }
     self.info.metadata['skipped'][split] = {
-        'missing': missing, 'corrupt': corrupt}
-    if missing or corrupt:
+        'missing': missing, 'corrupt': corrupt, 'no_captions': no_captions}
+    if missing or corrupt or no_captions:
       logging.warning(
-          '%s %s: skipped %d of %d images (%d missing, %d corrupt).',
-          self.name, split, missing + corrupt, len(entries), missing, corrupt)
+          '%s %s: skipped %d of %d images (%d missing, %d corrupt, %d with '
+          'no captions).', self.name, split, missing + corrupt + no_captions,
+          len(entries), missing, corrupt, no_captions)

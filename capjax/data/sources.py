@@ -18,8 +18,10 @@ from collections.abc import Sequence
 import contextlib
 import dataclasses
 import fcntl
+import glob
 import json
 import os
+import shutil
 from typing import Any
 
 from absl import logging
@@ -215,6 +217,32 @@ def _prepare_lock(builder: tfds.core.DatasetBuilder):
       fcntl.flock(lock, fcntl.LOCK_UN)
 
 
+# TFDS prepares `<config>/<version>` in `<config>/incomplete.XXXXXX_<version>`
+# and renames it when done; a killed preparation leaves that folder behind.
+INCOMPLETE_PATTERN = 'incomplete.??????_{version}'
+
+
+def remove_stale_preparations(builder: tfds.core.DatasetBuilder) -> list[str]:
+  """Deletes the folders that killed preparations of `builder` left.
+
+  Call it only while holding `_prepare_lock(builder)`: then no preparation
+  of this variant is running and every such folder is stale.
+
+  Returns:
+    The deleted folders.
+  """
+  data_dir = os.fspath(builder.data_dir).rstrip('/')
+  pattern = os.path.join(
+      os.path.dirname(data_dir),
+      INCOMPLETE_PATTERN.format(version=os.path.basename(data_dir)))
+  stale = sorted(glob.glob(pattern))
+  for path in stale:
+    logging.info('Removing %s, left by a preparation that did not finish.',
+                 path)
+    shutil.rmtree(path, ignore_errors=True)
+  return stale
+
+
 def _is_prepared(builder: tfds.core.DatasetBuilder) -> bool:
   # Like builder.is_prepared(), without its warning about absent folders.
   return os.path.exists(os.path.join(builder.data_dir, 'dataset_info.json'))
@@ -272,6 +300,7 @@ def prepare(
   with _prepare_lock(builder):
     if _is_prepared(builder):  # Another process prepared it meanwhile.
       return make()
+    remove_stale_preparations(builder)
     builder.download_and_prepare(
         file_format='array_record',
         download_config=tfds.download.DownloadConfig(

@@ -67,7 +67,9 @@ def _read_json(path: str, what: str):
     with open(path, encoding='utf-8') as f:
       return json.load(f)
   except json.JSONDecodeError as e:
-    raise ValueError(f'{what} file {path} is not valid JSON ({e.msg} at line '
+    # Some of json's messages end in 'at' ('Invalid control character at').
+    reason = e.msg.removesuffix(' at')
+    raise ValueError(f'{what} file {path} is not valid JSON ({reason} at line '
                      f'{e.lineno} column {e.colno}).') from e
 
 

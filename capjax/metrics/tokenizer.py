@@ -17,7 +17,9 @@ file.
 
 Like the toolkit, tokens are lower-cased; a fraction or phone number such as
 `25 1/2` is one token holding a no-break space (U+00A0), exactly as the jar
-emits it.
+emits it. Non-ASCII characters follow the jar's own tables (`ptb_chars`,
+measured from it): emoji, zero-width and other characters it cannot lex are
+dropped, combining marks stay inside words, superscript digits stand alone.
 """
 
 import contextlib
@@ -26,6 +28,8 @@ import re
 from typing import Iterator, Sequence
 
 import numpy as np
+
+from capjax.metrics import ptb_chars
 
 # Tokens the toolkit removes after tokenizing (pycocoevalcap PTBTokenizer).
 PUNCTUATIONS = frozenset([
@@ -70,21 +74,44 @@ _BRACKETS = {
     '}': '-RCB-',
 }
 # Vulgar fractions are lexed apart (as private-use stand-ins, since Python
-# counts them as digits) and spelled out.
-_VULGAR_FRACTIONS = {'\ue000': '1/4', '\ue001': '1/2', '\ue002': '3/4'}
+# counts them as digits) and spelled out. The input's own private-use
+# characters are dropped before the stand-ins are put in.
+_VULGAR_FRACTIONS = {'\ue000': '1/4', '\ue001': '1/2', '\ue002': '3/4',
+                     '\ue003': '1/3', '\ue004': '2/3'}
 _ASSIMILATIONS = {
     'cannot': 3, 'gonna': 2, 'gotta': 2, 'lemme': 2, 'gimme': 2, 'wanna': 2,
 }
 _CHAR_MAP = str.maketrans({
-    '\u2018': "'", '\u2019': "'", '\u201a': "'", '\u201b': "'", '\u2032': "'",
-    '\u201c': '"', '\u201d': '"', '\u201e': '"', '\u201f': '"', '\u2033': '"',
+    '\u2018': "'", '\u2019': "'", '\u201b': "'", '\u201c': '"', '\u201d': '"',
     '\u00ab': '"', '\u00bb': '"', '\u2013': '--', '\u2014': '--',
-    '\u2015': '--', '\u2026': '...',
+    '\u2015': '--', '\u2026': ' ... ',
     '\u00bc': '\ue000', '\u00bd': '\ue001', '\u00be': '\ue002',
+    '\u2153': '\ue003', '\u2154': '\ue004',
+    # What the jar reads as cp1252 or as currency.
+    '\u0080': '$', '\u0091': "'", '\u0092': "'", '\u0093': '"', '\u0094': '"',
+    '\u0096': '--', '\u0097': '--', '\u00a2': ' cents ', '\u00a3': ' # ',
+    '\u00a4': '$', '\u20a0': '$', '\u20ac': '$', '\u2039': "'",
+    '\u203a': "'", '\u00ad': '-',
 })
+# What the jar cannot lex and drops: its DELETED table and every character
+# outside the BMP (it lexes UTF-16 halves).
+_DELETED_RE = re.compile(
+    f'[{ptb_chars.regex_class(ptb_chars.DELETED)}\U00010000-\U0010ffff]+')
+# A soft hyphen inside a word is dropped (the jar's removeSoftHyphens).
+_SOFT_HYPHEN_RE = re.compile('(?<=\\w)\u00ad+(?=\\w)')
+# Hyphens the jar keeps only inside a word (as letters) and drops elsewhere.
+_WORD_HYPHENS = '\u058a\u2010\u2011'
+_LONE_HYPHEN_RE = re.compile(
+    f'(?<!\\w)[{_WORD_HYPHENS}]+|[{_WORD_HYPHENS}]+(?!\\w)')
+_EXTRA_LETTERS = (ptb_chars.regex_class(ptb_chars.EXTRA_LETTERS) +
+                  _WORD_HYPHENS)
+_NOT_WORD = ptb_chars.regex_class(ptb_chars.NOT_WORD)
 
-_L = r'[^\W\d_]'  # a letter
-_A = r'[^\W_]'  # a letter or a digit
+# A letter of the jar's words (with its extra letters, e.g. combining marks).
+_L = rf'(?:[^\W\d_{_NOT_WORD}]|[{_EXTRA_LETTERS}])'
+_LD = rf'(?:{_L}|\d)'  # a word's letter or a digit
+# A letter or a digit of the jar's other rules (no extra letters).
+_A = rf'[^\W_{_NOT_WORD}]'
 _NUM = r'(?:\d*(?:[.,]\d+)+|\d+(?:[.:,]\d+)*)'
 _CLITIC = r'(?:[msdMSD]|[rR][eE]|[vV][eE]|[lL][lL])'
 # The lexer's token classes (regex, kind); the longest match wins and ties
@@ -96,9 +123,9 @@ _RULES = [
      r'(?:\.[^\s"<>|(){}.\u00a0]+)+', 'keep'),  # e-mail
     (r'(?i:cannot|gonna|gotta|lemme|gimme|wanna)', 'assim'),
     (r"(?P<tok>'t)(?i:is|was)(?![^\W\d_])", 'keep'),  # 't|is
-    (rf"(?P<tok>{_L}{_A}*)'{_CLITIC}(?![^\W\d_])", 'keep'),  # man|'s
+    (rf"(?P<tok>{_L}{_LD}*)'{_CLITIC}(?![^\W\d_])", 'keep'),  # man|'s
     (rf"(?P<tok>{_L}*[^\W\d_nN])n't", 'keep'),  # do|n't
-    (rf'{_L}{_A}*(?:[.!?]{_L}{_A}*)*', 'keep'),  # WORD
+    (rf'{_L}{_LD}*(?:[.!?]{_L}{_LD}*)*', 'keep'),  # WORD
     (rf"(?:[dDoOlL]'{_A})?(?:{_A}+|[-+]?{_NUM})"
      rf"(?:[-_](?:[dDoOlL]'{_A})?(?:{_A}+|{_NUM}))*", 'keep'),  # THING
     (r'[A-Z]+(?:&[A-Z]+)+', 'keep'),  # AT&T
@@ -124,7 +151,9 @@ _RULES = [
     (rf'{_L}+\.', 'acronym'),
     (r'&amp;', 'amp'),
     (r'[()\[\]{}]', 'bracket'),
-    (r'[\ue000-\ue002]', 'vulgar'),
+    (r'[\ue000-\ue004]', 'vulgar'),
+    (r'[\u00b2\u00b3\u00b9\u2070\u2074-\u2079\u2080-\u2089]+',
+     'keep'),  # a run of superscript or subscript digits
 ]
 _RULES = [(re.compile(pattern), kind) for pattern, kind in _RULES]
 # Candidate abbreviations: a letter run and a period.
@@ -274,7 +303,7 @@ class _Scanner:
         if re.match(rf'[{_SPACE}]?\d', rest):
           out.append(piece)
           return end
-      if len(word) > 1:
+      if len(word) > 1 or not word.isascii():
         out.append(word)  # A plain word and its full stop.
         return end - 1
     if _sentence_starter_follows(rest):
@@ -305,6 +334,9 @@ def _fast_tokens(text: str) -> list[str] | None:
 def _prepare(text: str) -> str:
   if text.isascii():
     return text
+  text = _DELETED_RE.sub(' ', text)
+  text = _SOFT_HYPHEN_RE.sub('', text)
+  text = _LONE_HYPHEN_RE.sub(' ', text)
   return text.translate(_CHAR_MAP)
 
 
