@@ -91,14 +91,16 @@ _CHAR_MAP = str.maketrans({
     '\u0080': '$', '\u0091': "'", '\u0092': "'", '\u0093': '"', '\u0094': '"',
     '\u0096': '--', '\u0097': '--', '\u00a2': ' cents ', '\u00a3': ' # ',
     '\u00a4': '$', '\u20a0': '$', '\u20ac': '$', '\u2039': "'",
-    '\u203a': "'", '\u00ad': '-',
+    '\u203a': "'",
 })
-# What the jar cannot lex and drops: its DELETED table and every character
-# outside the BMP (it lexes UTF-16 halves).
+# What the jar cannot lex and drops: its DELETED table (ASCII controls,
+# spaces and more) and every character outside the BMP (it lexes UTF-16
+# halves). The spaces it lists are replaced by spaces: no matter.
 _DELETED_RE = re.compile(
     f'[{ptb_chars.regex_class(ptb_chars.DELETED)}\U00010000-\U0010ffff]+')
-# A soft hyphen inside a word is dropped (the jar's removeSoftHyphens).
-_SOFT_HYPHEN_RE = re.compile('(?<=\\w)\u00ad+(?=\\w)')
+# The jar lexes a soft hyphen as a letter, then drops it from the token
+# (a token of soft hyphens only becomes '-').
+SOFT_HYPHEN = '\u00ad'
 # Hyphens the jar keeps only inside a word (as letters) and drops elsewhere.
 _WORD_HYPHENS = '\u058a\u2010\u2011'
 _LONE_HYPHEN_RE = re.compile(
@@ -115,38 +117,46 @@ _A = rf'[^\W_{_NOT_WORD}]'
 _NUM = r'(?:\d*(?:[.,]\d+)+|\d+(?:[.:,]\d+)*)'
 _CLITIC = r'(?:[msdMSD]|[rR][eE]|[vV][eE]|[lL][lL])'
 # The lexer's token classes (regex, kind); the longest match wins and ties
-# go to the earlier entry, as in JFlex.
+# go to the earlier entry, as in JFlex. Lookaheads after clitics and some
+# rules are ASCII-only, as in the jar.
 _RULES = [
     (r'<\/?[A-Za-z!?][^>\r\n]*>', 'keep'),  # SGML tag
     (r'(?:https?|ftp|mailto):\/\/[^\s<>"]+[^\s<>".,!?;:)\]}\'-]', 'keep'),
-    (r'[A-Za-z0-9][^\s"<>|()\u00a0]*@[^\s"<>|(){}.\u00a0]+'
-     r'(?:\.[^\s"<>|(){}.\u00a0]+)+', 'keep'),  # e-mail
+    (r'[A-Za-z0-9][^\s"<>|()\u00a0]*@(?:[^\s"<>|(){}.\u00a0]+\.)*'
+     r'[^\s"<>|(){}.\u00a0]+', 'keep'),  # e-mail (no dot needed)
     (r'(?i:cannot|gonna|gotta|lemme|gimme|wanna)', 'assim'),
-    (r"(?P<tok>'t)(?i:is|was)(?![^\W\d_])", 'keep'),  # 't|is
-    (rf"(?P<tok>{_L}{_LD}*)'{_CLITIC}(?![^\W\d_])", 'keep'),  # man|'s
+    (r"(?P<tok>'t)(?i:is|was)(?![A-Za-z])", 'keep'),  # 't|is
+    (rf"(?P<tok>{_L}{_LD}*)'{_CLITIC}(?![A-Za-z])", 'keep'),  # man|'s
     (rf"(?P<tok>{_L}*[^\W\d_nN])n't", 'keep'),  # do|n't
     (rf'{_L}{_LD}*(?:[.!?]{_L}{_LD}*)*', 'keep'),  # WORD
+    # A word or hyphenated thing keeps its period before , ; or : (which is
+    # lexed again).
+    (rf'(?P<tok>(?:{_L}{_LD}*(?:[.!?]{_L}{_LD}*)*|{_A}+(?:-{_A}+)*)\.)[,;:]',
+     'keep'),
     (rf"(?:[dDoOlL]'{_A})?(?:{_A}+|[-+]?{_NUM})"
      rf"(?:[-_](?:[dDoOlL]'{_A})?(?:{_A}+|{_NUM}))*", 'keep'),  # THING
     (r'[A-Z]+(?:&[A-Z]+)+', 'keep'),  # AT&T
-    (rf'{_A}+(?:-{_L}+){{0,2}}(?:\\?\/{_A}+(?:-{_L}+){{0,2}}){{1,2}}',
-     'keep'),  # and/or
-    (rf'{_A}(?:{_A}|[.,])*(?:-(?:{_A}+|{_L}(?:\.{_L})+\.))+', 'keep'),
+    (r'[A-Za-z0-9]+(?:-[A-Za-z]+){0,2}'
+     r'(?:\\?\/[A-Za-z0-9]+(?:-[A-Za-z]+){0,2}){1,2}',
+     'keep'),  # and/or (ASCII only in the jar)
+    (r'[A-Za-z0-9][A-Za-z0-9.,]*'  # ASCII only in the jar
+     r'(?:-(?:[A-Za-z0-9]+|[A-Za-z](?:\.[A-Za-z])+\.))+', 'keep'),
     (r'(?:\d{1,4}[- \u00a0])?\d{1,4}\\?\/\d{1,4}', 'frac'),
     (rf"[-+]?{_NUM}", 'keep'),  # NUMBER
     (r"n't", 'keep'),
-    (rf"'{_CLITIC}(?![^\W\d_])", 'keep'),
+    (rf"'{_CLITIC}(?![A-Za-z])", 'keep'),
     # Words the lexer keeps whole despite an apostrophe.
     (rf"(?i:'n'|'n(?![^\W\d_])|dunkin'|somethin'|ol'|'em|'till?|'cause"
      rf"|nor'easter|c'mon|e'er|s'mores|ev'ry|li'l|nat'l|o'o)"
      rf"|[lLdDjJyY]'|[A-HJ-XZn]'{_L}{{2,}}|'[2-9]0s"
      rf"|{_L}+[aeiouyAEIOUY]'[aeiouA-Z]{_L}*", 'keep'),
-    (rf'{_L}(?:\.{_L})*\.', 'acronym'),
+    (r'[A-Za-z](?:\.[A-Za-z])*\.', 'acronym'),  # ASCII only in the jar
     (r'\.\.\.+', 'ellipsis'),
     (r'--+', 'dashes'),
     (r'[?!]+', 'keep'),
     (r'"|``|\'\'|`|\'', 'quote'),
-    (r'[#@][A-Za-z_][A-Za-z_0-9]*', 'keep'),
+    (rf'#{_L}+', 'keep'),  # hashtag
+    (r'@[A-Za-z_][A-Za-z_0-9]*', 'keep'),
     (r'[A-Z]*\$|#+|@+|_+|\*+', 'keep'),
     (rf'{_L}+\.', 'acronym'),
     (r'&amp;', 'amp'),
@@ -333,9 +343,8 @@ def _fast_tokens(text: str) -> list[str] | None:
 
 def _prepare(text: str) -> str:
   if text.isascii():
-    return text
+    return text if text.isprintable() else _DELETED_RE.sub(' ', text)
   text = _DELETED_RE.sub(' ', text)
-  text = _SOFT_HYPHEN_RE.sub('', text)
   text = _LONE_HYPHEN_RE.sub(' ', text)
   return text.translate(_CHAR_MAP)
 
@@ -355,6 +364,8 @@ def ptb_tokenize(text: str, following: str | None = None) -> list[str]:
   if following is not None:
     following = _prepare(following)
   tokens = _Scanner(text, following).tokens()
+  if SOFT_HYPHEN in text:
+    tokens = [t.replace(SOFT_HYPHEN, '') or '-' for t in tokens]
   return [token.lower() for token in tokens]
 
 
