@@ -1,4 +1,4 @@
-"""The COCO toolkit's PTB jar's treatment of non-ASCII characters, measured.
+r"""The COCO toolkit's PTB jar's treatment of non-ASCII characters, measured.
 
 The Stanford PTBTokenizer (CoreNLP 3.4.1) that the toolkit runs has its own
 Unicode tables (older than Python's) and deletes every character that no
@@ -7,9 +7,9 @@ lexer sees UTF-16 halves), zero-width and other format characters, private
 use, characters unassigned in its tables, and many symbols. `tokenizer` needs
 to know, for each BMP character (from U+0080 on, but DELETED from U+0000):
   DELETED: the jar drops it (a token boundary, like a space);
-  EXTRA_LETTERS: the jar keeps it inside a word, Python's `\\w` does not
+  EXTRA_LETTERS: the jar keeps it inside a word, Python's `\w` does not
     (combining marks and others);
-  NOT_WORD: Python's `\\w` holds it, the jar makes it a token of its own
+  NOT_WORD: Python's `\w` holds it, the jar makes it a token of its own
     (superscript digits and others);
   MAPPED: the jar writes it as another token (cp1252 quotes, cents, ...).
 The tables below were measured with `measure` (one jar run over every BMP
@@ -17,6 +17,19 @@ character in three contexts) and are checked against the jar by
 tests/metrics_tokenizer_test.py. To measure again:
 
   python -m capjax.metrics.ptb_chars
+
+Known differences from the jar, all rare in captions (the fuzz test in
+tests/metrics_tokenizer_test.py keeps clear of them):
+- two curly or cp1252 quotes in a row (`““`) are one token to the jar
+  (e.g. '````'), which the toolkit keeps; capjax drops them as quotes;
+- a curly apostrophe inside a kept token (`o’clock`, `rock ’n’ roll`, or a
+  quote right before `'s`) stays curly in the jar's token; capjax writes `'`;
+- U+058A, U+2010, U+2011, U+066B, U+066C, U+1885, U+1886 and U+2044
+  between digits join them in the jar; capjax splits there;
+- a soft hyphen (U+00AD) right after a hyphenated word or alone before a
+  period;
+- captions holding a line break other than `\n` (`\r`, U+2028, ...) shift
+  the toolkit's one-caption-per-line input; capjax reads them as spaces.
 """
 
 import os

@@ -21,18 +21,8 @@ emits it. Non-ASCII characters follow the jar's own tables (`ptb_chars`,
 measured from it): emoji, zero-width and other characters it cannot lex are
 dropped, combining marks stay inside words, superscript digits stand alone.
 
-Known differences from the jar, all rare in captions (the fuzz test in
-tests/metrics_tokenizer_test.py keeps clear of them):
-- two curly or cp1252 quotes in a row (`““`) are one token to the jar
-  (e.g. '````'), which the toolkit keeps; capjax drops them as quotes;
-- a curly apostrophe inside a kept token (`o’clock`, `rock ’n’ roll`, or a
-  quote right before `'s`) stays curly in the jar's token; capjax writes `'`;
-- U+058A, U+2010, U+2011, U+066B, U+066C, U+1885, U+1886 and U+2044
-  between digits join them in the jar; capjax splits there;
-- a soft hyphen (U+00AD) right after a hyphenated word or alone before a
-  period;
-- captions holding a line break other than `\n` (`\r`, U+2028, ...) shift
-  the toolkit's one-caption-per-line input; capjax reads them as spaces.
+Known differences from the jar, all rare in captions, are listed in
+`ptb_chars`.
 """
 
 import contextlib
