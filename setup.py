@@ -21,7 +21,9 @@ INSTALL_REQUIRES = [
 
 EXTRAS_REQUIRE = {
     # The COCO caption toolkit is a test-only reference: capjax never needs it.
-    'test': ['pytest>=8.0', 'pytest-xdist>=3.5', 'pycocoevalcap>=1.2'],
+    # hypothesis fuzzes the tokenizer against the toolkit's jar.
+    'test': ['pytest>=8.0', 'pytest-xdist>=3.5', 'pycocoevalcap>=1.2',
+             'hypothesis>=6.100'],
 }
 
 setuptools.setup(

@@ -68,8 +68,9 @@ def _quiet_abandoned_reads() -> None:
 
   When one file of a step fails, Tensorstore still completes the other
   reads and reports each to an event loop that Orbax has closed, as an
-  unraisable `RuntimeError('Event loop is closed')`: dozens of lines that
-  say nothing. Those are dropped; any other unraisable error is shown.
+  unraisable `RuntimeError('Event loop is closed')`, and Orbax's abandoned
+  read coroutines are closed with their errors: dozens of lines that say
+  nothing. Those are dropped; any other unraisable error is shown.
   """
   global _quiet_hook_installed
   if _quiet_hook_installed:
@@ -80,6 +81,9 @@ def _quiet_abandoned_reads() -> None:
     value = unraisable.exc_value
     if isinstance(value, RuntimeError) and 'Event loop is closed' in str(
         value):
+      return
+    code = getattr(unraisable.object, 'cr_code', None)  # a coroutine's
+    if code is not None and f'{os.sep}orbax{os.sep}' in code.co_filename:
       return
     previous(unraisable)
 
@@ -516,9 +520,12 @@ def restore_trained(workdir: str, which: str = 'latest'):
   """
   directory, _ = find_checkpoint(workdir, which)
   other = 'best' if which == 'latest' else 'latest'
+  what_to_do = (f'train again with `python -m capjax.main --config=... '
+                f'--workdir={workdir}`')
+  if os.path.isdir(os.path.join(workdir, LATEST_DIR if other == 'latest'
+                                else BEST_DIR)):
+    what_to_do = f'try --checkpoint={other}, or {what_to_do}'
   restored = restore_intact(
-      ocp.CheckpointManager(_absolute(directory)),
-      what_to_do=(f'try --checkpoint={other}, or train again with '
-                  f'`python -m capjax.main --config=... --workdir={workdir}`'))
+      ocp.CheckpointManager(_absolute(directory)), what_to_do=what_to_do)
   config = ml_collections.ConfigDict(restored.config_json)
   return config, restored.meta, restored.state['params'], restored.step

@@ -20,6 +20,9 @@ Like the toolkit, tokens are lower-cased; a fraction or phone number such as
 emits it. Non-ASCII characters follow the jar's own tables (`ptb_chars`,
 measured from it): emoji, zero-width and other characters it cannot lex are
 dropped, combining marks stay inside words, superscript digits stand alone.
+
+Known differences from the jar, all rare in captions, are listed in
+`ptb_chars`.
 """
 
 import contextlib
@@ -91,14 +94,16 @@ _CHAR_MAP = str.maketrans({
     '\u0080': '$', '\u0091': "'", '\u0092': "'", '\u0093': '"', '\u0094': '"',
     '\u0096': '--', '\u0097': '--', '\u00a2': ' cents ', '\u00a3': ' # ',
     '\u00a4': '$', '\u20a0': '$', '\u20ac': '$', '\u2039': "'",
-    '\u203a': "'", '\u00ad': '-',
+    '\u203a': "'",
 })
-# What the jar cannot lex and drops: its DELETED table and every character
-# outside the BMP (it lexes UTF-16 halves).
+# What the jar cannot lex and drops: its DELETED table (ASCII controls,
+# spaces and more) and every character outside the BMP (it lexes UTF-16
+# halves). The spaces it lists are replaced by spaces: no matter.
 _DELETED_RE = re.compile(
     f'[{ptb_chars.regex_class(ptb_chars.DELETED)}\U00010000-\U0010ffff]+')
-# A soft hyphen inside a word is dropped (the jar's removeSoftHyphens).
-_SOFT_HYPHEN_RE = re.compile('(?<=\\w)\u00ad+(?=\\w)')
+# The jar lexes a soft hyphen as a letter, then drops it from the token
+# (a token of soft hyphens only becomes '-').
+SOFT_HYPHEN = '\u00ad'
 # Hyphens the jar keeps only inside a word (as letters) and drops elsewhere.
 _WORD_HYPHENS = '\u058a\u2010\u2011'
 _LONE_HYPHEN_RE = re.compile(
@@ -115,47 +120,72 @@ _A = rf'[^\W_{_NOT_WORD}]'
 _NUM = r'(?:\d*(?:[.,]\d+)+|\d+(?:[.:,]\d+)*)'
 _CLITIC = r'(?:[msdMSD]|[rR][eE]|[vV][eE]|[lL][lL])'
 # The lexer's token classes (regex, kind); the longest match wins and ties
-# go to the earlier entry, as in JFlex.
-_RULES = [
-    (r'<\/?[A-Za-z!?][^>\r\n]*>', 'keep'),  # SGML tag
-    (r'(?:https?|ftp|mailto):\/\/[^\s<>"]+[^\s<>".,!?;:)\]}\'-]', 'keep'),
-    (r'[A-Za-z0-9][^\s"<>|()\u00a0]*@[^\s"<>|(){}.\u00a0]+'
-     r'(?:\.[^\s"<>|(){}.\u00a0]+)+', 'keep'),  # e-mail
-    (r'(?i:cannot|gonna|gotta|lemme|gimme|wanna)', 'assim'),
-    (r"(?P<tok>'t)(?i:is|was)(?![^\W\d_])", 'keep'),  # 't|is
-    (rf"(?P<tok>{_L}{_LD}*)'{_CLITIC}(?![^\W\d_])", 'keep'),  # man|'s
-    (rf"(?P<tok>{_L}*[^\W\d_nN])n't", 'keep'),  # do|n't
-    (rf'{_L}{_LD}*(?:[.!?]{_L}{_LD}*)*', 'keep'),  # WORD
-    (rf"(?:[dDoOlL]'{_A})?(?:{_A}+|[-+]?{_NUM})"
-     rf"(?:[-_](?:[dDoOlL]'{_A})?(?:{_A}+|{_NUM}))*", 'keep'),  # THING
-    (r'[A-Z]+(?:&[A-Z]+)+', 'keep'),  # AT&T
-    (rf'{_A}+(?:-{_L}+){{0,2}}(?:\\?\/{_A}+(?:-{_L}+){{0,2}}){{1,2}}',
-     'keep'),  # and/or
-    (rf'{_A}(?:{_A}|[.,])*(?:-(?:{_A}+|{_L}(?:\.{_L})+\.))+', 'keep'),
-    (r'(?:\d{1,4}[- \u00a0])?\d{1,4}\\?\/\d{1,4}', 'frac'),
-    (rf"[-+]?{_NUM}", 'keep'),  # NUMBER
-    (r"n't", 'keep'),
-    (rf"'{_CLITIC}(?![^\W\d_])", 'keep'),
-    # Words the lexer keeps whole despite an apostrophe.
-    (rf"(?i:'n'|'n(?![^\W\d_])|dunkin'|somethin'|ol'|'em|'till?|'cause"
-     rf"|nor'easter|c'mon|e'er|s'mores|ev'ry|li'l|nat'l|o'o)"
-     rf"|[lLdDjJyY]'|[A-HJ-XZn]'{_L}{{2,}}|'[2-9]0s"
-     rf"|{_L}+[aeiouyAEIOUY]'[aeiouA-Z]{_L}*", 'keep'),
-    (rf'{_L}(?:\.{_L})*\.', 'acronym'),
-    (r'\.\.\.+', 'ellipsis'),
-    (r'--+', 'dashes'),
-    (r'[?!]+', 'keep'),
-    (r'"|``|\'\'|`|\'', 'quote'),
-    (r'[#@][A-Za-z_][A-Za-z_0-9]*', 'keep'),
-    (r'[A-Z]*\$|#+|@+|_+|\*+', 'keep'),
-    (rf'{_L}+\.', 'acronym'),
-    (r'&amp;', 'amp'),
-    (r'[()\[\]{}]', 'bracket'),
-    (r'[\ue000-\ue004]', 'vulgar'),
-    (r'[\u00b2\u00b3\u00b9\u2070\u2074-\u2079\u2080-\u2089]+',
-     'keep'),  # a run of superscript or subscript digits
-]
-_RULES = [(re.compile(pattern), kind) for pattern, kind in _RULES]
+# go to the earlier entry, as in JFlex. Lookaheads after clitics and some
+# rules are ASCII-only, as in the jar.
+def _compile_rules(l: str, ld: str, a: str) -> list[tuple[re.Pattern, str]]:
+  """The lexer's rules for the given character classes.
+
+  Args:
+    l: regex of a letter of words.
+    ld: regex of a word's letter or digit.
+    a: regex of a letter or digit of the other rules.
+
+  Returns:
+    [(compiled rule, kind)], in priority order.
+  """
+  rules = [
+      (r'<\/?[A-Za-z!?][^>\r\n]*>', 'keep'),  # SGML tag
+      (r'(?:https?|ftp|mailto):\/\/[^\s<>"]+[^\s<>".,!?;:)\]}\'-]', 'keep'),
+      (r'[A-Za-z0-9][^\s"<>|()\u00a0]*@(?:[^\s"<>|(){}.\u00a0]+\.)*'
+       r'[^\s"<>|(){}.\u00a0]+', 'keep'),  # e-mail (no dot needed)
+      (r'(?i:cannot|gonna|gotta|lemme|gimme|wanna)', 'assim'),
+      (r"(?P<tok>'t)(?i:is|was)(?![A-Za-z])", 'keep'),  # 't|is
+      (rf"(?P<tok>{l}{ld}*)'{_CLITIC}(?![A-Za-z])", 'keep'),  # man|'s
+      (r"(?P<tok>[A-Za-z]*[A-MO-Za-mo-z])n't", 'keep'),  # do|n't (ASCII)
+      (rf'{l}{ld}*(?:[.!?]{l}{ld}*)*', 'keep'),  # WORD
+      # A word or hyphenated thing keeps its period before , ; or : (which is
+      # lexed again).
+      (rf'(?P<tok>(?:{l}{ld}*(?:[.!?]{l}{ld}*)*|{a}+(?:-{a}+)*)\.)[,;:]',
+       'keep'),
+      (rf"(?:[dDoOlL]'{a})?(?:{a}+|[-+]?{_NUM})"
+       rf"(?:[-_](?:[dDoOlL]'{a})?(?:{a}+|{_NUM}))*", 'keep'),  # THING
+      (r'[A-Z]+(?:&[A-Z]+)+', 'keep'),  # AT&T
+      (r'[A-Za-z0-9]+(?:-[A-Za-z]+){0,2}'
+       r'(?:\\?\/[A-Za-z0-9]+(?:-[A-Za-z]+){0,2}){1,2}',
+       'keep'),  # and/or (ASCII only in the jar)
+      (r'[A-Za-z0-9][A-Za-z0-9.,]*'  # ASCII only in the jar
+       r'(?:-(?:[A-Za-z0-9]+|[A-Za-z](?:\.[A-Za-z])+\.))+', 'keep'),
+      (r'(?:\d{1,4}[- \u00a0])?\d{1,4}\\?\/\d{1,4}', 'frac'),
+      (rf"[-+]?{_NUM}", 'keep'),  # NUMBER
+      (r"n't", 'keep'),
+      (rf"'{_CLITIC}(?![A-Za-z])", 'keep'),
+      # Words the lexer keeps whole despite an apostrophe.
+      (rf"(?i:'n'|'n(?![^\W\d_])|dunkin'|somethin'|ol'|'em|'till?|'cause"
+       rf"|nor'easter|c'mon|e'er|s'mores|ev'ry|li'l|nat'l|o'o)"
+       rf"|[lLdDjJyY]'|[A-HJ-XZn]'{l}{{2,}}|'[2-9]0s"
+       rf"|{l}+[aeiouyAEIOUY]'[aeiouA-Z]{l}*", 'keep'),
+      (r'[A-Za-z](?:\.[A-Za-z])*\.', 'acronym'),  # ASCII only in the jar
+      (r'\.\.\.+', 'ellipsis'),
+      (r'--+', 'dashes'),
+      (r'[?!]+', 'keep'),
+      (r'"|``|\'\'|`|\'', 'quote'),
+      (rf'#{l}+', 'keep'),  # hashtag
+      (r'@[A-Za-z_][A-Za-z_0-9]*', 'keep'),
+      (r'[A-Z]*\$|#+|@+|_+|\*+', 'keep'),
+      (rf'{l}+\.', 'acronym'),
+      (r'&amp;', 'amp'),
+      (r'[()\[\]{}]', 'bracket'),
+      (r'[\ue000-\ue004]', 'vulgar'),
+      (r'[\u00b2\u00b3\u00b9\u2070\u2074-\u2079\u2080-\u2089]+',
+       'keep'),  # a run of superscript or subscript digits
+  ]
+  return [(re.compile(pattern), kind) for pattern, kind in rules]
+
+
+_RULES_UNICODE = _compile_rules(_L, _LD, _A)
+# The same rules for ASCII text, where the jar's tables change nothing:
+# plain character classes match faster.
+_RULES_ASCII = _compile_rules('[A-Za-z]', '[A-Za-z0-9]', '[A-Za-z0-9]')
 # Candidate abbreviations: a letter run and a period.
 _ABBREV_RE = re.compile(rf'({_L}+)\.')
 _SPACE_RE = re.compile(rf'[{_SPACE}]+')
@@ -218,6 +248,7 @@ class _Scanner:
   def __init__(self, text: str, following: str):
     self.text = text
     self.following = following  # Later lines of the stream, '\n'-joined.
+    self.rules = _RULES_ASCII if text.isascii() else _RULES_UNICODE
 
   def rest(self, pos: int) -> str:
     tail = self.text[pos:]
@@ -241,7 +272,7 @@ class _Scanner:
         pos = plain.end()
         continue
       best_end, best_kind, best = pos, None, None
-      for regex, kind in _RULES:
+      for regex, kind in self.rules:
         match = regex.match(text, pos)
         if match and match.end() > best_end:
           best_end, best_kind, best = match.end(), kind, match
@@ -333,9 +364,8 @@ def _fast_tokens(text: str) -> list[str] | None:
 
 def _prepare(text: str) -> str:
   if text.isascii():
-    return text
+    return text if text.isprintable() else _DELETED_RE.sub(' ', text)
   text = _DELETED_RE.sub(' ', text)
-  text = _SOFT_HYPHEN_RE.sub('', text)
   text = _LONE_HYPHEN_RE.sub(' ', text)
   return text.translate(_CHAR_MAP)
 
@@ -355,6 +385,8 @@ def ptb_tokenize(text: str, following: str | None = None) -> list[str]:
   if following is not None:
     following = _prepare(following)
   tokens = _Scanner(text, following).tokens()
+  if SOFT_HYPHEN in text:
+    tokens = [t.replace(SOFT_HYPHEN, '') or '-' for t in tokens]
   return [token.lower() for token in tokens]
 
 
