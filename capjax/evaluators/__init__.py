@@ -1,0 +1,1 @@
+"""Evaluators: a registry by name; `config.eval.evaluators` picks them."""

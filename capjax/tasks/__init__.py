@@ -1,0 +1,1 @@
+"""Tasks: what a model learns, chosen by `config.task` (DESIGN.md)."""
