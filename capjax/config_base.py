@@ -112,7 +112,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.retrieval.logit_scale = 10.0  # xent: scores are multiplied by this
   c.retrieval.folds = 0  # evaluator: also report N-fold means (COCO 1K: 5)
   c.retrieval.class_k = 10  # evaluator: K of the per-class P/R@K
-  c.retrieval.score_chunk = 256  # alignment: images scored per program step
+  c.retrieval.score_chunk = 16  # alignment: images scored per program step
   return c
 
 

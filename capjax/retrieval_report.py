@@ -26,6 +26,7 @@ WORDS_PER_ROW = 8
 GREEN = (40, 160, 60)
 RED = (200, 50, 40)
 YELLOW = (250, 220, 40)
+GREY = (150, 150, 150)
 
 
 def _font(size: int = 12):
@@ -51,7 +52,11 @@ def write_png(path: str, picture: Image.Image) -> str:
 def query_gallery(rows: Sequence[tuple[str, Sequence[np.ndarray],
                                        Sequence[float], Sequence[bool]]],
                   title: str = '') -> Image.Image:
-  """Rows of (query text, top images [H, W, 3] uint8, scores, is_truth)."""
+  """Rows of (query text, top images [H, W, 3] uint8, scores, is_truth).
+
+  is_truth per image: True (green frame), False (red) or None (grey: no
+  ground truth, e.g. a free-text query).
+  """
   if not rows:
     raise ValueError('A query gallery needs at least one query.')
   font = _font()
@@ -70,7 +75,7 @@ def query_gallery(rows: Sequence[tuple[str, Sequence[np.ndarray],
     for k, (image, score, ok) in enumerate(zip(images, scores, truth)):
       x = TEXT_WIDTH + k * (THUMB + 8)
       draw.rectangle([x - 3, y + 1, x + THUMB + 2, y + THUMB + 6],
-                     fill=GREEN if ok else RED)
+                     fill=GREY if ok is None else (GREEN if ok else RED))
       canvas.paste(_thumb(image, THUMB), (x, y + 4))
       draw.text((x, y + THUMB + 9), f'{k + 1}: {score:.3f}', fill='black',
                 font=font)
