@@ -25,7 +25,8 @@ POOLINGS = ('last', 'mean')
 
 def l2_normalize(x: jax.Array, eps: float = 1e-6) -> jax.Array:
   """[..., dim] -> unit vectors along the last axis."""
-  return x * jax.lax.rsqrt(jnp.sum(x * x, axis=-1, keepdims=True) + eps)
+  return x * jax.lax.rsqrt(
+      jnp.maximum(jnp.sum(x * x, axis=-1, keepdims=True), eps * eps))
 
 
 def words_first(tokens: jax.Array) -> tuple[jax.Array, jax.Array]:
