@@ -56,8 +56,16 @@ def train_step(state: State, batch: dict, *, model, tx) -> tuple[State, dict]:
   return State(state.step + 1, params, opt_state), totals
 
 
-def fit(config, workdir: str, *, log=logging.info) -> dict[str, dict]:
+def fit(config, workdir: str, *, log=logging.info,
+        history: list[dict[str, float]] | None = None) -> dict[str, dict]:
   """Trains `config.train.num_steps` steps, saves, evaluates.
+
+  Args:
+    config: the experiment config.
+    workdir: where the checkpoint, meta and evaluation go.
+    log: called with each progress line.
+    history: if given, each logged summary (a dict with 'step') is
+      appended to it.
 
   Returns:
     {split: metrics} of the retrieval evaluator.
@@ -86,8 +94,11 @@ def fit(config, workdir: str, *, log=logging.info) -> dict[str, dict]:
       pending = []
       elapsed = time.perf_counter() - start
       eta = elapsed / step * (num_steps - step)
+      summary = task.summarize(summed)
+      if history is not None:
+        history.append({'step': step, **summary})
       log(f'step {step}/{num_steps} ' + ' '.join(
-          f'{k}={v:.4f}' for k, v in task.summarize(summed).items())
+          f'{k}={v:.4f}' for k, v in summary.items())
           + f' ({elapsed:.0f}s, ETA {eta:.0f}s)')
     if step < num_steps:
       batch = next(iterator)

@@ -1,0 +1,172 @@
+"""The retrieval task, evaluator and `capjax.retrieve` on tiny shapes."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+from absl.testing import absltest
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from capjax import parallel
+from capjax import retrieval_fit
+from capjax import retrieval_index
+from capjax.data import images as images_lib
+from capjax.evaluators import retrieval as retrieval_evaluator
+from capjax.metrics import retrieval as retrieval_metrics
+from capjax.models.retrieval import alignment
+from capjax.models.retrieval import scoring
+from capjax.tasks import retrieval as task
+from configs.retrieval import shapes as shapes_config
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _config(data_dir, model='bilstm'):
+  config = shapes_config.get_config(f'tiny,model={model}')
+  config.dataset.data_dir = data_dir
+  config.train.num_steps = 12
+  config.train.log_every = 6
+  config.train.prefetch = 0
+  config.eval.batch_size = 16
+  config.eval.gallery_size = 2
+  return config
+
+
+class RetrievalTaskTest(absltest.TestCase):
+
+  @classmethod
+  def setUpClass(cls):
+    super().setUpClass()
+    cls.tmp = tempfile.mkdtemp(prefix='capjax-retrieval-test-')
+    cls.workdir = os.path.join(cls.tmp, 'run')
+    cls.config = _config(os.path.join(cls.tmp, 'data'))
+    cls.history = []
+    cls.results = retrieval_fit.fit(cls.config, cls.workdir, log=lambda _: 0,
+                                    history=cls.history)
+    cls.retriever = retrieval_index.Retriever(cls.workdir)
+    batches, cls.meta = task.open_data(cls.config)
+    cls.batch = next(iter(batches(0)))
+
+  @classmethod
+  def tearDownClass(cls):
+    shutil.rmtree(cls.tmp, ignore_errors=True)
+    super().tearDownClass()
+
+  def test_training_lowers_the_loss(self):
+    first, last = self.history[0]['loss'], self.history[-1]['loss']
+    self.assertLess(last, 0.9 * first)
+
+  def test_eight_devices_score_the_global_batch_like_one(self):
+    model, params = self.retriever.model, self.retriever.params
+    mesh = parallel.make_mesh()
+    self.assertEqual(mesh.size, 8)
+    totals = jax.jit(lambda p, b: task.totals(model, p, b, train=False))
+    one = totals(params, self.batch)
+    sharded = totals(parallel.replicate(params, mesh),
+                     parallel.shard_batch(self.batch, mesh))
+    for key in one:
+      np.testing.assert_allclose(sharded[key], one[key], rtol=1e-5)
+    self.assertEqual(float(one['queries']), 2 * len(self.batch['image']))
+
+  def test_evaluator_matches_scoring_the_whole_split_at_once(self):
+    model, params = self.retriever.model, self.retriever.params
+    source = task.open_split(self.config, 'test')
+    vocab = task.vocab_of(self.meta)
+    images = np.stack([source.image(i) for i in range(len(source))])
+    captions = [c for cs in source.captions for c in cs[:5]]
+    owner = np.repeat(np.arange(len(source)), 5)
+    tokens = vocab.encode_batch(captions, self.config.dataset.max_len)
+    scores = jax.jit(lambda p, i, t: model.similarity(
+        model.embed_images(p, i), model.embed_texts(p, t)))(
+            params, images, tokens)
+    want = retrieval_metrics.evaluate(np.asarray(scores), owner)
+    got = self.results['test']
+    for key, value in want.items():
+      self.assertAlmostEqual(got[key], value, places=3, msg=key)
+    self.assertEqual(got['num_captions'], len(captions))
+    labels = retrieval_evaluator.dominant_shapes(source)
+    classes = retrieval_metrics.class_precision_recall_at_k(
+        np.asarray(scores), labels, labels[owner], 10)
+    for label, (precision, recall) in classes.items():
+      self.assertAlmostEqual(got[f'i2t_p@10/{label}'], 100 * precision, 3)
+      self.assertAlmostEqual(got[f'i2t_r@10/{label}'], 100 * recall, 3)
+    written = os.listdir(os.path.join(self.workdir, 'eval'))
+    self.assertIn('retrieval_test_queries.png', written)
+
+  def test_text_query_ranks_the_index_by_similarity(self):
+    results = self.retriever.text_query('test', 'a red circle', top_k=3)
+    arrays, info = self.retriever.load('test')
+    query = self.retriever.embed_sentences(['a red circle'])
+    scores = np.asarray(arrays['images'] @ query.T)[:, 0]
+    order = np.argsort(-scores, kind='stable')[:3]
+    self.assertEqual([r['image_id'] for r in results],
+                     [info['image_ids'][i] for i in order])
+    source = task.open_split(self.config, 'test')
+    first = int(order[0])
+    self.assertEqual(results[0]['references'], source.captions[first])
+    self.assertEqual([r['rank'] for r in results], [1, 2, 3])
+
+  def test_cli_answers_an_image_query_as_json(self):
+    source = task.open_split(self.config, 'test')
+    path = os.path.join(self.tmp, 'query.png')
+    from PIL import Image  # pylint: disable=g-import-not-at-top
+    Image.fromarray(source.image(0)).save(path)
+    out = subprocess.run(
+        [sys.executable, '-m', 'capjax.retrieve', f'--workdir={self.workdir}',
+         '--index=test', f'--image={path}', '--top_k=4', '--json'],
+        cwd=REPO, env=dict(os.environ, PYTHONPATH=REPO), capture_output=True,
+        text=True, check=True, timeout=300)
+    results = json.loads(out.stdout)
+    self.assertLen(results, 4)
+    self.assertEqual(set(results[0]), {'rank', 'score', 'sentence',
+                                       'image_id', 'references'})
+    scores = [r['score'] for r in results]
+    self.assertEqual(scores, sorted(scores, reverse=True))
+    with self.assertRaisesRegex(images_lib.BadImageError, 'nonexistent'):
+      self.retriever.image_query('test', '/nonexistent.png')
+
+
+class ScoringTest(absltest.TestCase):
+
+  def test_chunked_alignment_scores_equal_the_plain_program(self):
+    keys = jax.random.split(jax.random.key(0), 2)
+    regions = np.asarray(jax.random.normal(keys[0], (7, 3, 4)))
+    words = np.asarray(jax.random.normal(keys[1], (5, 6, 4)))
+
+    class Model:
+      similarity = staticmethod(alignment.similarity)
+
+    plain = np.asarray(alignment.similarity(regions, words))
+    chunked = scoring.pairwise_scores(Model, regions, words, chunk=3)
+    np.testing.assert_allclose(chunked, plain, rtol=1e-5)
+
+  def test_sharded_matmul_equals_one_device(self):
+    keys = jax.random.split(jax.random.key(0), 2)
+    images = np.asarray(jax.random.normal(keys[0], (11, 4)))
+    texts = np.asarray(jax.random.normal(keys[1], (9, 4)))
+
+    class Model:
+      similarity = staticmethod(lambda a, b: a @ b.T)
+
+    got = scoring.pairwise_scores(Model, images, texts,
+                                  mesh=parallel.make_mesh())
+    np.testing.assert_allclose(got, images @ texts.T, rtol=1e-5, atol=1e-6)
+
+  def test_dominant_shape_is_the_largest_object(self):
+
+    class Source:
+      scenes = [json.dumps({'objects': [
+          {'shape': 'circle', 'bbox': [0, 0, 5, 5]},
+          {'shape': 'cross', 'bbox': [10, 10, 20, 20]}]})]
+
+    self.assertEqual(list(retrieval_evaluator.dominant_shapes(Source)),
+                     ['cross'])
+
+
+if __name__ == '__main__':
+  absltest.main()
