@@ -27,7 +27,18 @@ def _pad_rows(x: np.ndarray, multiple: int) -> np.ndarray:
 
 
 @functools.partial(jax.jit, static_argnums=(0, 3))
-def _chunked_scores(similarity, images, texts, chunk):
+def chunked_scores(similarity, images, texts, chunk: int) -> jax.Array:
+  """similarity(images, texts) chunk by chunk of images in one program.
+
+  Args:
+    similarity: the pairwise similarity (static).
+    images: [K, ...] embeddings, K a multiple of chunk.
+    texts: [L, ...] embeddings.
+    chunk: images per step.
+
+  Returns:
+    [K, L] scores.
+  """
   blocks = images.reshape((-1, chunk) + images.shape[1:])
   scores = jax.lax.map(lambda block: similarity(block, texts), blocks)
   return scores.reshape((-1, texts.shape[0]))
@@ -63,7 +74,7 @@ def pairwise_scores(model, images: np.ndarray, texts: np.ndarray, *,
   count = len(images)
   if chunk:
     padded = _pad_rows(np.asarray(images), chunk)
-    scores = _chunked_scores(model.similarity, jnp.asarray(padded),
+    scores = chunked_scores(model.similarity, jnp.asarray(padded),
                              jnp.asarray(texts), chunk)
     return np.asarray(scores)[:count]
   if mesh is None:
