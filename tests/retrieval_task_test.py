@@ -15,6 +15,7 @@ import numpy as np
 from capjax import parallel
 from capjax import retrieval_fit
 from capjax import retrieval_index
+from capjax import retrieval_report
 from capjax.data import images as images_lib
 from capjax.evaluators import retrieval as retrieval_evaluator
 from capjax.metrics import retrieval as retrieval_metrics
@@ -166,6 +167,15 @@ class ScoringTest(absltest.TestCase):
 
     self.assertEqual(list(retrieval_evaluator.dominant_shapes(Source)),
                      ['cross'])
+
+  def test_word_region_boxes_frame_a_cell_or_the_whole_image(self):
+    box = retrieval_report._region_box  # pylint: disable=protected-access
+    self.assertEqual(box(5, 16, 64), [16, 16, 31, 31])  # row 1, column 1
+    self.assertEqual(box(16, 16, 64), [1, 1, 62, 62])  # the whole image
+    image = np.zeros((8, 8, 3), np.uint8)
+    picture = retrieval_report.word_region_gallery(
+        [(image, ['red', 'circle'], [0, 4], 4)])
+    self.assertGreater(picture.width, 2 * retrieval_report.WORD_TILE)
 
 
 if __name__ == '__main__':

@@ -104,6 +104,12 @@ class Evaluator:
     self._chunk = (config.retrieval.score_chunk
                    if config.retrieval.model == 'alignment' else 0)
     self.labels = dominant_shapes(self.source)
+    image = np.zeros((1,) + self.source.image_shape + (3,), np.uint8)
+    # Grid cells of the encoder (the alignment's last region is the image).
+    self._num_cells = jax.eval_shape(
+        lambda p, x: model.encoder.apply(p, x)[1],
+        jax.eval_shape(model.encoder.init, jax.random.key(0), image),
+        image).shape[1]
     self._last: dict[str, Any] = {}
 
   def embed_split(self, params) -> dict[str, np.ndarray]:
@@ -176,17 +182,22 @@ class Evaluator:
       [(image [H, W, 3] uint8, words list[str], regions [words] int,
       num_cells)], each image with its first reference caption.
     """
+    model = self.model
+
+    @jax.jit
+    def best(params, image, tokens):
+      regions = model.embed_images(params, image)
+      return alignment.best_regions(regions, model.embed_texts(params, tokens))
+
     out = []
     for i in range(min(count, len(self.source))):
       tokens = self.vocab.encode(self.source.captions[i][0],
                                  self.config.dataset.max_len)[None]
       image = self.source.image(i)
-      regions = self.model.embed_images(params, jnp.asarray(image[None]))
-      words = self.model.embed_texts(params, jnp.asarray(tokens))
-      best = np.asarray(alignment.best_regions(regions, words))[0]
+      regions = np.asarray(best(params, image[None], tokens))[0]
       mask = np.asarray(alignment.word_mask(tokens))[0] > 0
       names = [self.vocab.words[t] for t in tokens[0][mask]]
-      out.append((image, names, best[mask], regions.shape[1] - 1))
+      out.append((image, names, regions[mask], self._num_cells))
     return out
 
   def write(self, workdir: str) -> list[str]:
