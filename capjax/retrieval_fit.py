@@ -94,7 +94,7 @@ def fit(config, workdir: str, *, log=logging.info,
       pending = []
       elapsed = time.perf_counter() - start
       eta = elapsed / step * (num_steps - step)
-      summary = task.summarize(summed)
+      summary = {k: float(v) for k, v in task.summarize(summed).items()}
       if history is not None:
         history.append({'step': step, **summary})
       log(f'step {step}/{num_steps} ' + ' '.join(

@@ -2,9 +2,9 @@
 
 * `query_gallery`: one row per query (its text, then the top images with
   their scores; a green frame marks the query's own image, red another);
-* `word_region_gallery`: per image, each word of its caption beside the
-  image, lit only in the word's best region and framed (the grid cell, or the whole
-  image), as in the figures of Karpathy and Fei-Fei.
+* `word_region_gallery`: per image, each word of its caption under a copy
+  of the image lit only in the word's best region (a grid cell, or the
+  whole image), as in the figures of Karpathy and Fei-Fei.
 """
 
 import io
@@ -96,7 +96,7 @@ def _region_box(region: int, num_cells: int, size: int) -> list[int]:
 def word_region_gallery(
     maps: Sequence[tuple[np.ndarray, Sequence[str], Sequence[int], int]]
 ) -> Image.Image:
-  """Each word beside its image with its best region framed.
+  """Each word under its image, lit in its best region.
 
   Args:
     maps: per image (image [H, W, 3] uint8, words, best region per word,

@@ -35,6 +35,7 @@ def _config(data_dir, model='bilstm'):
   config.train.prefetch = 0
   config.eval.batch_size = 16
   config.eval.gallery_size = 2
+  config.retrieval.folds = 5  # 5 folds of the 40 tiny test images
   return config
 
 
@@ -90,6 +91,8 @@ class RetrievalTaskTest(absltest.TestCase):
     for key, value in want.items():
       self.assertAlmostEqual(got[key], value, places=3, msg=key)
     self.assertEqual(got['num_captions'], len(captions))
+    folds = retrieval_metrics.evaluate_folds(np.asarray(scores), owner, 5)
+    self.assertAlmostEqual(got['fold_rsum'], folds['rsum'], places=3)
     labels = retrieval_evaluator.dominant_shapes(source)
     classes = retrieval_metrics.class_precision_recall_at_k(
         np.asarray(scores), labels, labels[owner], 10)

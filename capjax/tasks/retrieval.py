@@ -20,7 +20,6 @@ from typing import Any, Callable, Iterator
 import jax
 import jax.numpy as jnp
 import ml_collections
-import numpy as np
 
 from capjax.data import pipeline
 from capjax.data import vocab as vocab_lib
@@ -115,9 +114,12 @@ def loss(totals_: dict, global_totals: dict,
 
 
 def summarize(totals_: dict, config: ml_collections.ConfigDict | None = None
-              ) -> dict[str, float]:
-  """What is logged: the mean loss and the in-batch R@1 (percent)."""
+              ) -> dict[str, jax.Array]:
+  """What is logged: the mean loss and the in-batch R@1 (percent).
+
+  Works on device arrays (inside jit) and on host ones alike.
+  """
   del config
-  queries = max(float(np.asarray(totals_['queries'])), 1.0)
-  return {'loss': float(np.asarray(totals_['loss_sum'])) / queries,
-          'in_batch_r1': 100.0 * float(np.asarray(totals_['hits'])) / queries}
+  queries = jnp.maximum(totals_['queries'], 1.0)
+  return {'loss': totals_['loss_sum'] / queries,
+          'in_batch_r1': 100.0 * totals_['hits'] / queries}
