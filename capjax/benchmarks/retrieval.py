@@ -81,7 +81,8 @@ def embedding_model(model: str, config: dict) -> list[dict]:
   params = jax.jit(net.init)(jax.random.key(0), features, tokens)
   size = dict(model=model, batch=batch, max_len=max_len, vocab=vocab,
               hidden=settings.model.hidden_dim,
-              embed=settings.retrieval.embed_dim, regions=GRID_CELLS + 1)
+              word_dim=settings.model.embed_dim,
+              joint_dim=settings.retrieval.embed_dim, regions=GRID_CELLS + 1)
   records = [
       _timed('texts', net.embed_texts, (params, tokens), batch, 'texts',
              config, **size),
