@@ -46,8 +46,9 @@ def _print(results, key):
     if r.get('image_id') is not None and key != 'image_id':
       line += f'  (image {r["image_id"]})'
     print(line)
-    for reference in r['references'][:5]:
-      print(f'{"":15}| {reference}')
+    if key == 'image_id':  # an image's own captions say what it shows
+      for reference in r['references'][:5]:
+        print(f'{"":15}| {reference}')
 
 
 def main(argv):
