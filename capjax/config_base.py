@@ -107,7 +107,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.retrieval.text_encoder = 'bilstm'  # common_space: lstm | bilstm
   c.retrieval.num_layers = 1  # common_space: stacked (Bi)LSTM layers
   c.retrieval.pooling = 'last'  # common_space: last states | mean over words
-  c.retrieval.loss = 'hardest'  # xent | hinge (sum) | hardest (VSE++)
+  c.retrieval.loss = 'xent'  # xent | hinge (sum) | hardest (VSE++)
   c.retrieval.margin = 0.2  # hinge margin (1.0 for the alignment score)
   c.retrieval.logit_scale = 10.0  # xent: scores are multiplied by this
   c.retrieval.folds = 0  # evaluator: also report N-fold means (COCO 1K: 5)

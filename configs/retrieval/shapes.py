@@ -6,11 +6,12 @@ Variants after a colon, comma-separated:
   tiny               a seconds-long run for tests
   model=NAME         alignment (seed 003) | lstm | bilstm (default) |
                      multi_bilstm (seed 004's text encoders)
-  loss=NAME          xent (seed 004) | hinge (sum; seed 003) |
-                     hardest (VSE++; default)
-e.g. `configs/retrieval/shapes.py:model=alignment,loss=hinge`. The
-alignment model's hinge has margin 1 (its scores are unnormalised sums);
-the common space's has 0.2 (cosines).
+  loss=NAME          xent (seed 004; the common space's default) |
+                     hinge (sum; seed 003, the alignment's default) |
+                     hardest (VSE++)
+e.g. `configs/retrieval/shapes.py:model=alignment,loss=xent`. The
+alignment model's hinge has margin 1 and its softmax scale 1 (its scores
+are unnormalised sums); the common space's 0.2 and 10 (cosines).
 """
 
 from capjax import config_base
@@ -37,8 +38,11 @@ def get_config(arg=None):
   c.task = 'retrieval'  # the generic loop's task registry key
   c.retrieval.model, c.retrieval.text_encoder, c.retrieval.num_layers = (
       MODELS[name])
-  c.retrieval.loss = values.get('loss', 'hardest')
-  c.retrieval.margin = 1.0 if name == 'alignment' else 0.2
+  aligned = name == 'alignment'
+  c.retrieval.loss = values.get('loss', 'hinge' if aligned else 'xent')
+  # S_kl is an unnormalised sum over words; cosines lie in [-1, 1].
+  c.retrieval.margin = 1.0 if aligned else 0.2
+  c.retrieval.logit_scale = 1.0 if aligned else 10.0
   c.dataset.max_len = 28  # the longest shapes caption has 26 words
   c.model.embed_dim = 64
   c.model.hidden_dim = 128

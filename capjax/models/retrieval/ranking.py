@@ -29,7 +29,7 @@ NEG_INF = -1e9
 class Objective:
   """Which ranking loss, with its settings (config block `retrieval`)."""
 
-  kind: str = 'hardest'  # xent | hinge | hardest
+  kind: str = 'xent'  # xent | hinge | hardest
   margin: float = 0.2  # hinge and hardest
   logit_scale: float = 10.0  # xent
 
