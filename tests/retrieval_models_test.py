@@ -81,11 +81,13 @@ class AlignmentTest(absltest.TestCase):
                                          cls.tokens)
     cls.features = (jax.random.normal(jax.random.key(1), (2, 3)),
                     jax.random.normal(jax.random.key(2), (2, 4, 3)))
+    embed = jax.jit(lambda p, f, t: cls.model.apply(p, f, t))
+    cls.regions, cls.words = jax.tree.map(
+        np.asarray, embed(cls.params, cls.features, cls.tokens))
 
   def test_brnn_matches_the_papers_equations(self):
     p = jax.tree.map(np.asarray, self.params['params'])
-    words = np.asarray(self.model.apply(self.params, self.tokens,
-                                        method='embed_texts'))
+    words = self.words
     relu = lambda x: np.maximum(x, 0.0)
     for n, row in enumerate(np.asarray(self.tokens)):
       ids = [t for t in row if t >= vocab_lib.UNK_ID]
@@ -106,10 +108,7 @@ class AlignmentTest(absltest.TestCase):
       self.assertEqual(np.abs(words[n, 0]).sum(), 0.0)  # BOS
 
   def test_score_is_sum_over_words_of_best_region(self):
-    regions = np.asarray(self.model.apply(self.params, self.features,
-                                          method='embed_images'))
-    words = np.asarray(self.model.apply(self.params, self.tokens,
-                                        method='embed_texts'))
+    regions, words = self.regions, self.words
     self.assertEqual(regions.shape, (2, 5, 6))  # 4 cells + the image
     scores = np.asarray(alignment.similarity(regions, words))
     for k in range(2):
@@ -135,7 +134,8 @@ class CommonSpaceTest(parameterized.TestCase):
     model, params = self._model('bilstm')
     tokens = _tokens([3, 5, 1])
     p = jax.tree.map(np.asarray, params['params'])
-    got = model.apply(params, tokens, method='embed_texts')
+    got = jax.jit(lambda t: model.apply(params, t, method='embed_texts'))(
+        tokens)
     sigmoid = lambda x: 1.0 / (1.0 + np.exp(-x))
     for n, row in enumerate(np.asarray(tokens)):
       x = p['words']['embedding'][row[row >= vocab_lib.UNK_ID]]
@@ -155,8 +155,7 @@ class CommonSpaceTest(parameterized.TestCase):
       np.testing.assert_allclose(got[n], v / np.linalg.norm(v), rtol=1e-4,
                                  atol=1e-5)
 
-  @parameterized.parameters(('lstm', 1, 'last'), ('bilstm', 2, 'last'),
-                            ('bilstm', 1, 'mean'))
+  @parameterized.parameters(('lstm', 1, 'mean'), ('bilstm', 2, 'last'))
   def test_padding_changes_nothing_and_vectors_are_unit(self, encoder,
                                                         layers, pooling):
     model, params = self._model(encoder, layers, pooling)
