@@ -3,8 +3,6 @@
 import json
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
 
 from absl.testing import absltest
@@ -23,8 +21,6 @@ from capjax.models.retrieval import alignment
 from capjax.models.retrieval import scoring
 from capjax.tasks import retrieval as task
 from configs.retrieval import shapes as shapes_config
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _config(data_dir, model='bilstm'):
@@ -115,22 +111,22 @@ class RetrievalTaskTest(absltest.TestCase):
     self.assertEqual(results[0]['references'], source.captions[first])
     self.assertEqual([r['rank'] for r in results], [1, 2, 3])
 
-  def test_cli_answers_an_image_query_as_json(self):
+  def test_image_query_ranks_the_split_captions_by_similarity(self):
     source = task.open_split(self.config, 'test')
     path = os.path.join(self.tmp, 'query.png')
     from PIL import Image  # pylint: disable=g-import-not-at-top
     Image.fromarray(source.image(0)).save(path)
-    out = subprocess.run(
-        [sys.executable, '-m', 'capjax.retrieve', f'--workdir={self.workdir}',
-         '--index=test', f'--image={path}', '--top_k=4', '--json'],
-        cwd=REPO, env=dict(os.environ, PYTHONPATH=REPO), capture_output=True,
-        text=True, check=True, timeout=300)
-    results = json.loads(out.stdout)
-    self.assertLen(results, 4)
-    self.assertEqual(set(results[0]), {'rank', 'score', 'sentence',
-                                       'image_id', 'references'})
-    scores = [r['score'] for r in results]
-    self.assertEqual(scores, sorted(scores, reverse=True))
+    results = self.retriever.image_query('test', path, top_k=4)
+    arrays, info = self.retriever.load('test')
+    query = self.retriever.embed_image_files([path])
+    scores = (query @ arrays['texts'].T)[0]
+    order = np.argsort(-scores, kind='stable')[:4]
+    self.assertEqual([r['sentence'] for r in results],
+                     [info['sentences'][i] for i in order])
+    owner = info['caption_image'][order[0]]
+    self.assertEqual(results[0]['image_id'], info['image_ids'][owner])
+    self.assertEqual(results[0]['references'], source.captions[owner])
+    json.dumps(results)  # what --json prints
     with self.assertRaisesRegex(images_lib.BadImageError, 'nonexistent'):
       self.retriever.image_query('test', '/nonexistent.png')
 
