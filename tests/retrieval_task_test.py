@@ -7,7 +7,6 @@ import tempfile
 
 from absl.testing import absltest
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from capjax import parallel
