@@ -6,6 +6,7 @@ r"""Benchmarks: `python -m capjax.benchmark WHAT [--flags] [--json]`.
   python -m capjax.benchmark compile --max_lens=16,32,64
   python -m capjax.benchmark input --datasets=shapes,flickr8k
   python -m capjax.benchmark metrics --num_images=5000
+  python -m capjax.benchmark retrieval --model=bilstm   # or alignment
 
 WHAT names a module of `capjax.benchmarks` in `BENCHMARKS`; its
 `run(config) -> list[dict]` returns one record per measurement. They are
@@ -38,6 +39,7 @@ BENCHMARKS = {
     'compile': 'capjax.benchmarks.compile',
     'input': 'capjax.benchmarks.input',
     'metrics': 'capjax.benchmarks.metrics',
+    'retrieval': 'capjax.benchmarks.retrieval',
 }
 
 _JSON = flags.DEFINE_bool('json', False, 'One JSON object per line.')
@@ -90,6 +92,10 @@ _TRAIN_STEPS = flags.DEFINE_integer(
 _INPUT_CONFIG = flags.DEFINE_string(
     'input_config', 'shapes', 'input: the config (a configs/ file name with '
     'an optional :arg) whose model the training-run figure trains.')
+# retrieval
+_MODEL = flags.DEFINE_string(
+    'model', 'bilstm', 'retrieval: the model (a key of '
+    'capjax.benchmarks.retrieval.MODELS: bilstm, alignment).')
 # metrics
 _NUM_IMAGES = flags.DEFINE_integer(
     'num_images', 5000, 'metrics: images of real COCO captions to score.')
@@ -196,6 +202,7 @@ def flag_config() -> dict:
       'toolkit': _TOOLKIT.value,
       'captions': _CAPTIONS.value,
       'process_repeats': _PROCESS_REPEATS.value,
+      'model': _MODEL.value,
   }
 
 

@@ -106,6 +106,20 @@ def base_config() -> ml_collections.ConfigDict:
   c.parallel = ml_collections.ConfigDict()
   c.parallel.mode = 'jit'  # jit (sharded mesh) | pmap
   c.parallel.num_devices = 0  # devices to use (0 = all)
+
+  # --- Joint-embedding retrieval (issue 14: task and evaluator 'retrieval').
+  c.retrieval = ml_collections.ConfigDict()
+  c.retrieval.model = 'common_space'  # alignment | common_space
+  c.retrieval.embed_dim = 128  # size of the joint space
+  c.retrieval.text_encoder = 'bilstm'  # common_space: lstm | bilstm
+  c.retrieval.num_layers = 1  # common_space: stacked (Bi)LSTM layers
+  c.retrieval.pooling = 'last'  # common_space: last states | mean over words
+  c.retrieval.loss = 'xent'  # xent | hinge (sum) | hardest (VSE++)
+  c.retrieval.margin = 0.2  # hinge margin (1.0 for the alignment score)
+  c.retrieval.logit_scale = 10.0  # xent: scores are multiplied by this
+  c.retrieval.folds = 0  # evaluator: also report N-fold means (COCO 1K: 5)
+  c.retrieval.class_k = 10  # evaluator: K of the per-class P/R@K
+  c.retrieval.score_chunk = 16  # alignment: images scored per program step
   return c
 
 

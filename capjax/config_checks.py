@@ -19,8 +19,10 @@ from capjax.models import captioners
 from capjax.models import cells
 from capjax.models import encoders
 
-# Metrics where lower is better; the best checkpoint minimises them.
-LOWER_IS_BETTER = ('perplexity', 'loss', 'nll', 'med_r', 'mean_r')
+# Metric names (or their endings) where lower is better; the best checkpoint
+# minimises them.
+LOWER_IS_BETTER = ('perplexity', 'loss', 'nll', 'medr', 'meanr',
+                   'bits_per_char')
 # Loop settings and the least value each may take.
 MINIMUM = {
     'train.num_steps': 1,
@@ -45,7 +47,8 @@ class ConfigError(ValueError):
 
 def best_mode(config: ml_collections.ConfigDict) -> str:
   """'min' when `train.best_metric` is lower-is-better, else 'max'."""
-  return 'min' if config.train.best_metric in LOWER_IS_BETTER else 'max'
+  lower = config.train.best_metric.endswith(LOWER_IS_BETTER)
+  return 'min' if lower else 'max'
 
 
 def _get(config, key: str):

@@ -18,10 +18,10 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LAYERS = (
     ('entry points', (
         'capjax.main', 'capjax.evaluate', 'capjax.caption',
-        'capjax.benchmark', 'capjax.benchmarks')),
+        'capjax.benchmark', 'capjax.benchmarks', 'capjax.retrieve')),
     ('the loop', (
         'capjax.train', 'capjax.inference', 'capjax.config_checks',
-        'capjax.stepping')),
+        'capjax.stepping', 'capjax.retrieval_index')),
     ('tasks and evaluators', ('capjax.tasks', 'capjax.evaluators')),
     ('library', (
         'capjax.models', 'capjax.decoding', 'capjax.metrics',
@@ -30,7 +30,7 @@ LAYERS = (
         'capjax.atomic_write', 'capjax.checkpointing', 'capjax.optimizers',
         'capjax.parallel', 'capjax.losses', 'capjax.report',
         'capjax.summaries', 'capjax.logs', 'capjax.config_base',
-        'capjax.faults')),
+        'capjax.faults', 'capjax.retrieval_report')),
 )
 
 

@@ -22,6 +22,7 @@ from capjax import atomic_write
 from capjax import faults
 from capjax.evaluators import captions
 from capjax.evaluators import perplexity
+from capjax.evaluators import retrieval
 
 EVAL_DIR = 'eval'
 
@@ -47,6 +48,7 @@ class Evaluator(Protocol):
 REGISTRY: dict[str, type] = {
     'captions': captions.Captions,
     'perplexity': perplexity.Perplexity,
+    'retrieval': retrieval.Evaluator,
 }
 
 

@@ -1,0 +1,1 @@
+"""Joint-embedding retrieval models (alignment, common space) and scorers."""

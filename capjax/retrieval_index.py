@@ -1,0 +1,206 @@
+"""Retrieval with a trained workdir: build an index, answer queries.
+
+An index is the embeddings of a dataset split (its images and their
+reference captions) or of a folder of image files, computed once and saved
+in `<workdir>/index/<name>/` (`embeddings.npz` and `index.json`, both
+written atomically). A text query is embedded and scored against every
+indexed image; an image query against every indexed sentence (the split's
+captions, or the lines of a text file). The command-line front is
+`capjax.retrieve`.
+"""
+
+import io
+import json
+import os
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from capjax import atomic_write
+from capjax import checkpointing
+from capjax import retrieval_report
+from capjax.data import images as images_lib
+from capjax.evaluators import retrieval as retrieval_evaluator
+from capjax.models.retrieval import scoring
+from capjax.tasks import retrieval as task
+
+INDEX_DIR = 'index'
+IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.gif', '.webp')
+FILE_BATCH = 16  # image files embedded together (the last batch is padded)
+
+
+class Retriever:
+  """A workdir's model, restored once, with its indexes."""
+
+  def __init__(self, workdir: str, which: str = 'latest'):
+    config, meta, params, step = checkpointing.restore_trained(workdir, which)
+    self.workdir = workdir
+    self.config = ml_collections.ConfigDict(config)
+    self.meta = meta
+    self.vocab = task.vocab_of(meta)
+    self.model = task.create_model(self.config, meta)
+    self.params = params
+    self.step = step
+    self._embed_images = jax.jit(self.model.embed_images)
+    self._embed_texts = jax.jit(self.model.embed_texts)
+    self._chunk = (self.config.retrieval.score_chunk
+                   if self.config.retrieval.model == 'alignment' else 0)
+
+  # ------------------------------------------------------------ indexes ---
+
+  def index_dir(self, index: str) -> str:
+    name = os.path.basename(os.path.normpath(index)) if os.path.isdir(
+        index) else index
+    return os.path.join(self.workdir, INDEX_DIR, name)
+
+  def build(self, index: str) -> str:
+    """Embeds a split name or an image folder; returns the index folder."""
+    if os.path.isdir(index):
+      data = self._embed_folder(index)
+    else:
+      data = self._embed_split(index)
+    directory = self.index_dir(index)
+    arrays, info = data
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    atomic_write.write_bytes(os.path.join(directory, 'embeddings.npz'),
+                             buffer.getvalue())
+    atomic_write.write_json(os.path.join(directory, 'index.json'), info)
+    return directory
+
+  def _embed_split(self, split: str):
+    evaluator = retrieval_evaluator.Evaluator(
+        self.config, task, self.model, self.meta, split)
+    embedded = evaluator.embed_split(self.params)
+    ids = [int(i) for i in embedded['image_ids']]
+    references = [list(evaluator.source.captions[i]) for i in range(len(ids))]
+    sentences = [self.vocab.decode(t) for t in embedded['tokens']]
+    info = {'source': 'split', 'split': split, 'image_ids': ids,
+            'references': references, 'sentences': sentences,
+            'caption_image': embedded['caption_image'].tolist()}
+    return ({'images': embedded['images'], 'texts': embedded['texts']},
+            info)
+
+  def _embed_folder(self, folder: str):
+    paths = sorted(
+        os.path.join(folder, f) for f in os.listdir(folder)
+        if f.lower().endswith(IMAGE_EXTENSIONS))
+    if not paths:
+      raise FileNotFoundError(
+          f'No image files ({", ".join(IMAGE_EXTENSIONS)}) in {folder}: '
+          'give a folder of images or a split name (test, validation).')
+    return ({'images': self.embed_image_files(paths)},
+            {'source': 'folder', 'folder': os.path.abspath(folder),
+             'image_ids': [os.path.basename(p) for p in paths],
+             'paths': paths})
+
+  def load(self, index: str) -> tuple[dict[str, np.ndarray], dict]:
+    """The saved index (built first when it is not there yet)."""
+    directory = self.index_dir(index)
+    if not os.path.exists(os.path.join(directory, 'index.json')):
+      self.build(index)
+    with np.load(os.path.join(directory, 'embeddings.npz')) as f:
+      arrays = dict(f)
+    with open(os.path.join(directory, 'index.json')) as f:
+      return arrays, json.load(f)
+
+  # ----------------------------------------------------------- embedding ---
+
+  def embed_image_files(self, paths: list[str]) -> np.ndarray:
+    size = (self.config.dataset.image_size,) * 2
+    out = []
+    for start in range(0, len(paths), FILE_BATCH):
+      chunk = np.stack([images_lib.load_file(p, size)
+                        for p in paths[start:start + FILE_BATCH]])
+      padded = np.zeros((FILE_BATCH,) + chunk.shape[1:], chunk.dtype)
+      padded[:len(chunk)] = chunk
+      out.append(np.asarray(
+          self._embed_images(self.params, jnp.asarray(padded)))[:len(chunk)])
+    return np.concatenate(out)
+
+  def embed_sentences(self, sentences: list[str]) -> np.ndarray:
+    tokens = self.vocab.encode_batch(sentences, self.config.dataset.max_len)
+    return np.asarray(self._embed_texts(self.params, jnp.asarray(tokens)))
+
+  # ------------------------------------------------------------- queries ---
+
+  def text_query(self, index: str, text: str, top_k: int = 5
+                 ) -> list[dict[str, Any]]:
+    """The top-k indexed images for a sentence.
+
+    Returns:
+      [{'rank', 'score', 'image_id', 'references'}] (references: the image's
+      own captions when the index is a dataset split, else []).
+    """
+    arrays, info = self.load(index)
+    query = self.embed_sentences([text])
+    scores = scoring.pairwise_scores(self.model, arrays['images'], query,
+                                     chunk=self._chunk)[:, 0]
+    top = np.argsort(-scores, kind='stable')[:top_k]
+    references = info.get('references')
+    return [{'rank': r + 1, 'score': float(scores[i]),
+             'image_id': info['image_ids'][i],
+             'references': references[i] if references else []}
+            for r, i in enumerate(top)]
+
+  def image_query(self, index: str, path: str, top_k: int = 5,
+                  sentences_file: str | None = None) -> list[dict[str, Any]]:
+    """The top-k sentences for an image file.
+
+    Sentences are the indexed split's captions, or the non-empty lines of
+    `sentences_file`.
+
+    Returns:
+      [{'rank', 'score', 'sentence', 'image_id', 'references'}]: image_id
+      and references name the image the sentence describes (split indexes;
+      None and [] for a sentences file).
+    """
+    query = self.embed_image_files([path])
+    if sentences_file:
+      with open(sentences_file, encoding='utf-8') as f:
+        sentences = [line.strip() for line in f if line.strip()]
+      if not sentences:
+        raise ValueError(f'{sentences_file} has no sentences (one a line).')
+      texts, owners, info = self.embed_sentences(sentences), None, {}
+    else:
+      arrays, info = self.load(index)
+      if 'texts' not in arrays:
+        raise ValueError(
+            f'The index {index!r} holds images only: give --sentences=FILE '
+            'or index a split (--index=test) for image queries.')
+      texts, sentences = arrays['texts'], info['sentences']
+      owners = info['caption_image']
+    scores = scoring.pairwise_scores(self.model, query, texts,
+                                     chunk=self._chunk)[0]
+    top = np.argsort(-scores, kind='stable')[:top_k]
+    out = []
+    for r, i in enumerate(top):
+      owner = None if owners is None else owners[i]
+      out.append({
+          'rank': r + 1, 'score': float(scores[i]), 'sentence': sentences[i],
+          'image_id': None if owner is None else info['image_ids'][owner],
+          'references': [] if owner is None else info['references'][owner]})
+    return out
+
+  def index_image(self, index: str, position: int) -> np.ndarray:
+    """The picture of the `position`-th indexed image."""
+    _, info = self.load(index)
+    size = (self.config.dataset.image_size,) * 2
+    if info['source'] == 'folder':
+      return images_lib.load_file(info['paths'][position], size)
+    return task.open_split(self.config, info['split']).image(position)
+
+  def text_query_gallery(self, index: str, text: str,
+                         results: list[dict[str, Any]], path: str) -> str:
+    """Writes a PNG of a text query's top images; returns its path."""
+    _, info = self.load(index)
+    where = {image_id: i for i, image_id in enumerate(info['image_ids'])}
+    pictures = [self.index_image(index, where[r['image_id']])
+                for r in results]
+    picture = retrieval_report.query_gallery(
+        [(text, pictures, [r['score'] for r in results],
+          [None] * len(results))], title=f'{self.workdir}: "{text}"')
+    return retrieval_report.write_png(path, picture)
