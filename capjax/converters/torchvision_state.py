@@ -93,15 +93,12 @@ def _vgg(arch, state, path):
     raise converters.ConversionError(
         f'{path}: classifier.0 takes {fc6.shape[1]} inputs, not '
         f'512 x 7 x 7 (another architecture?).')
-  # torch flattens pool5 as (C, H, W); capjax as (H, W, C).
-  fc6 = fc6.reshape(-1, channels, VGG_POOL, VGG_POOL).transpose(0, 2, 3, 1)
-  params['fc6'] = {
-      'kernel': np.ascontiguousarray(fc6.reshape(fc6.shape[0], -1).T),
-      'bias': _get(state, 'classifier.0.bias', path)}
-  params['fc7'] = {
-      'kernel': np.ascontiguousarray(_get(state, 'classifier.3.weight',
-                                          path).T),
-      'bias': _get(state, 'classifier.3.bias', path)}
+  # torch flattens pool5 as (C, H, W); capjax as (H, W, C). One copy.
+  fc6 = fc6.reshape(-1, channels, VGG_POOL, VGG_POOL).transpose(2, 3, 1, 0)
+  params['fc6'] = {'kernel': fc6.reshape(-1, fc6.shape[-1]),
+                   'bias': _get(state, 'classifier.0.bias', path)}
+  params['fc7'] = {'kernel': _get(state, 'classifier.3.weight', path).T,
+                   'bias': _get(state, 'classifier.3.bias', path)}
   fields = {'depth': depth, 'preprocessing': 'torch', 'pool_to': VGG_POOL}
   return fields, params, 224
 
