@@ -6,6 +6,8 @@ r"""Benchmarks: `python -m capjax.benchmark WHAT [--flags] [--json]`.
   python -m capjax.benchmark compile --max_lens=16,32,64
   python -m capjax.benchmark input --datasets=shapes,flickr8k
   python -m capjax.benchmark metrics --num_images=5000
+  python -m capjax.benchmark extract --arch=vgg16,resnet50 \
+      --dtype=float32,bfloat16 --batch=8
 
 WHAT names a module of `capjax.benchmarks` in `BENCHMARKS`; its
 `run(config) -> list[dict]` returns one record per measurement. They are
@@ -38,6 +40,7 @@ BENCHMARKS = {
     'compile': 'capjax.benchmarks.compile',
     'input': 'capjax.benchmarks.input',
     'metrics': 'capjax.benchmarks.metrics',
+    'extract': 'capjax.benchmarks.extract',
 }
 
 _JSON = flags.DEFINE_bool('json', False, 'One JSON object per line.')
@@ -99,6 +102,13 @@ _CAPTIONS = flags.DEFINE_string(
     'captions', None, 'metrics: COCO caption annotation file to draw from '
     '(default: ../shared/data/coco_val2014_captions/'
     'captions_val2014_text_only.json).')
+# extract
+_ARCH = flags.DEFINE_list(
+    'arch', ['vgg16'], 'extract: CNNs to time (vgg16, vgg19, resnet50, '
+    'resnet101, inception_v3), timed in turns.')
+_DTYPE = flags.DEFINE_list(
+    'dtype', ['float32'], 'extract: compute dtypes (float32, bfloat16), '
+    'timed in turns.')
 
 
 def format_records(records: list[dict]) -> str:
@@ -192,6 +202,8 @@ def flag_config() -> dict:
       'num_images': _NUM_IMAGES.value,
       'toolkit': _TOOLKIT.value,
       'captions': _CAPTIONS.value,
+      'archs': _ARCH.value,
+      'dtypes': _DTYPE.value,
   }
 
 

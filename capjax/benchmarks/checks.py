@@ -1,6 +1,7 @@
 """Flag checks of the benchmark entry point, run before anything is timed."""
 
 from capjax.benchmarks import decode
+from capjax.benchmarks import extract
 from capjax.benchmarks import train_step
 
 MODEL_BENCHMARKS = ('train_step', 'decode', 'compile')
@@ -20,3 +21,5 @@ def check_config(what: str, config: dict) -> None:
     train_step.model_size(config)
   if what == 'decode':
     decode.check_modes(config.get('modes'))
+  if what == 'extract':
+    extract.check(config)
