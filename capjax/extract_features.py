@@ -17,6 +17,7 @@ from absl import flags
 
 from capjax import extraction
 from capjax.data import crops
+from capjax.models.encoders import checkpoint
 
 _WEIGHTS = flags.DEFINE_string(
     'weights', None, 'An encoder checkpoint directory (from python -m '
@@ -53,7 +54,6 @@ def main(argv):
       batch=_BATCH.value, chunk=_CHUNK.value)
   try:
     if _ARCH.value:
-      from capjax.models.encoders import checkpoint  # pylint: disable=g-import-not-at-top
       arch = checkpoint.read_info(_WEIGHTS.value)['arch']
       if arch != _ARCH.value:
         raise ValueError(f'--weights={_WEIGHTS.value} holds {arch}, not '

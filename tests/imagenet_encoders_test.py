@@ -15,6 +15,7 @@ import jax
 import numpy as np
 
 from capjax.benchmarks import extract as extract_benchmark
+from capjax.benchmarks import flops
 from capjax.models import encoders
 from capjax.models.encoders import checkpoint
 
@@ -56,6 +57,14 @@ class StructureTest(parameterized.TestCase):
   def test_torch_vgg_pools_to_7x7_so_fc6_does_not_depend_on_the_size(self):
     small, _, _ = _shapes('vgg16', 64, pool_to=7, preprocessing='torch')
     self.assertEqual(small, 134_260_544)
+
+  def test_vgg16_flops_are_the_known_15_5_billion_multiply_adds(self):
+    encoder = encoders.ENCODERS['vgg16']()
+    images = jax.ShapeDtypeStruct((1, 224, 224, 3), np.uint8)
+    params = jax.eval_shape(encoder.init, jax.random.key(0), images)
+    multiply_adds = flops.matmul_flops(encoder.apply, params, images) / 2
+    # 13 convs (15.35e9) + fc6 and fc7 (0.12e9); no classifier.
+    self.assertAlmostEqual(multiply_adds / 1e9, 15.47, delta=0.01)
 
   def test_bad_fields_are_one_line_errors(self):
     with self.assertRaisesRegex(ValueError, 'preprocessing'):

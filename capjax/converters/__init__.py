@@ -7,6 +7,8 @@ and a file that does not match is a one-line `ConversionError` naming the
 layer.
 """
 
+import functools
+
 import jax
 import numpy as np
 
@@ -37,10 +39,8 @@ def fold_batch_norm(gamma, beta, mean, variance, epsilon, conv_bias=None):
 
 
 def check_shapes(arch: str, encoder, params, image_size: int, path: str):
-  """Raises ConversionError unless `params` has the encoder's tree and shapes."""
-  images = jax.ShapeDtypeStruct((1, image_size, image_size, 3), np.uint8)
-  expected = jax.eval_shape(encoder.init, jax.random.key(0), images)
-  want = _flat(expected)
+  """Raises ConversionError unless `params` has the encoder's shapes."""
+  want = expected_shapes(encoder, image_size)
   got = _flat(params)
   for name in want:
     if name not in got:
@@ -54,6 +54,13 @@ def check_shapes(arch: str, encoder, params, image_size: int, path: str):
   extra = sorted(set(got) - set(want))
   if extra:
     raise ConversionError(f'{path}: unexpected weights {extra[:3]} for {arch}.')
+
+
+@functools.lru_cache(maxsize=16)
+def expected_shapes(encoder, image_size: int) -> dict:
+  """{'layer/param': ShapeDtypeStruct} of the encoder's params (traced once)."""
+  images = jax.ShapeDtypeStruct((1, image_size, image_size, 3), np.uint8)
+  return _flat(jax.eval_shape(encoder.init, jax.random.key(0), images))
 
 
 def _flat(tree) -> dict:

@@ -3,8 +3,10 @@
 Two layouts are read: the legacy HDF5 one (`model.save_weights('x.h5')` in
 Keras 2 and keras-applications' released files: the root or its
 `model_weights` group lists `layer_names`, each layer group its
-`weight_names`) and Keras 3's `.weights.h5` (`layers/<path>/vars/0..`, the
-layer's name in the `vars` group's `name` attribute). Both become
+`weight_names`, whose last part is the role; in Keras 1 files, such as
+`block1_conv1_W_1:0`, it is not, and the order decides) and Keras 3's
+`.weights.h5` (`layers/<path>/vars/0..`, the layer's name in the `vars`
+group's `name` attribute; the order decides). Both become
 {layer name: {role: array}} with roles kernel, bias, gamma, beta,
 moving_mean, moving_variance.
 
@@ -29,6 +31,7 @@ from capjax.models.encoders import resnet
 from capjax.models.encoders import vgg
 
 BN_ROLES = ('gamma', 'beta', 'moving_mean', 'moving_variance')
+KNOWN_ROLES = {'kernel', 'bias', *BN_ROLES}
 INCEPTION_EPSILON = 1e-3
 RESNET_EPSILON = {'common': 1.001e-5, 'legacy': 1e-3}
 
@@ -63,13 +66,26 @@ def _read_legacy(root) -> dict:
   out = {}
   for name in map(_text, root.attrs['layer_names']):
     group = root[name]
-    weights = {}
-    for weight_name in map(_text, group.attrs['weight_names']):
-      role = weight_name.split('/')[-1].split(':')[0]
-      weights[role] = np.asarray(group[weight_name], np.float32)
-    if weights:
-      out[name] = weights
+    weight_names = list(map(_text, group.attrs['weight_names']))
+    if not weight_names:
+      continue
+    arrays = [np.asarray(group[w], np.float32) for w in weight_names]
+    roles = [w.split('/')[-1].split(':')[0] for w in weight_names]
+    if not set(roles) <= KNOWN_ROLES:  # Keras 1 files: block1_conv1_W_1:0
+      roles = _positional_roles(arrays)
+    out[name] = dict(zip(roles, arrays))
   return out
+
+
+def _positional_roles(arrays) -> tuple[str, ...]:
+  """Roles from the order Keras keeps a layer's weights in."""
+  if arrays[0].ndim >= 2:
+    return ('kernel', 'bias')
+  if len(arrays) == 4:
+    return BN_ROLES
+  if len(arrays) == 3:
+    return BN_ROLES[1:]  # batch norm with scale=False (Inception-v3)
+  return tuple(str(i) for i in range(len(arrays)))
 
 
 def _read_keras3(layers) -> dict:
@@ -82,15 +98,7 @@ def _read_keras3(layers) -> dict:
     name = _text(variables.attrs.get('name', key))
     arrays = [np.asarray(variables[str(i)], np.float32)
               for i in range(len(variables))]
-    if arrays[0].ndim >= 2:
-      roles = ('kernel', 'bias')
-    elif len(arrays) == 4:
-      roles = BN_ROLES
-    elif len(arrays) == 3:
-      roles = BN_ROLES[1:]  # batch norm with scale=False (Inception-v3)
-    else:
-      roles = tuple(str(i) for i in range(len(arrays)))
-    out[name] = dict(zip(roles, arrays))
+    out[name] = dict(zip(_positional_roles(arrays), arrays))
   return out
 
 

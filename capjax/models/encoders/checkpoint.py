@@ -53,7 +53,7 @@ def save(directory: str, arch: str, fields: dict, params, *, source: str,
 
 
 def read_info(directory: str) -> dict:
-  """The JSON of an encoder checkpoint; one-line errors for a wrong directory."""
+  """The JSON of an encoder checkpoint; one-line errors for a wrong one."""
   path = os.path.join(directory, JSON_NAME)
   try:
     with open(path, encoding='utf-8') as f:

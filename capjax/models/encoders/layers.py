@@ -12,6 +12,8 @@ import jax
 from jax import lax
 import jax.numpy as jnp
 
+from capjax.models.encoders import preprocessing
+
 IMAGE_AXES = ('NHWC', 'HWIO', 'NHWC')
 
 
@@ -136,7 +138,7 @@ def avg_pool_3x3_same(x: jax.Array, count_padding: bool) -> jax.Array:
 
 
 def adaptive_avg_pool(x: jax.Array, size: int) -> jax.Array:
-  """torch's `AdaptiveAvgPool2d(size)`: [batch, h, w, c] -> [batch, size, size, c].
+  """torch's `AdaptiveAvgPool2d(size)`: [b, h, w, c] -> [b, size, size, c].
 
   Output cell i averages input rows floor(i * h / size) to
   ceil((i + 1) * h / size) (and likewise for columns); the identity when
@@ -169,14 +171,12 @@ class ModuleEncoder:
 
   def check(self) -> None:
     """One-line errors for bad fields (called by `__post_init__`)."""
-    from capjax.models.encoders import preprocessing  # pylint: disable=g-import-not-at-top
     preprocessing.check(self.preprocessing)
     if self.dtype not in ('float32', 'bfloat16'):
       raise ValueError(f"Encoder dtype must be 'float32' or 'bfloat16'; got "
                        f'{self.dtype!r}.')
 
   def _inputs(self, images: jax.Array) -> jax.Array:
-    from capjax.models.encoders import preprocessing  # pylint: disable=g-import-not-at-top
     images = jnp.asarray(images)
     if images.ndim != 4 or images.shape[-1] != 3:
       raise ValueError(f'{type(self).__name__} takes RGB images [batch, '
