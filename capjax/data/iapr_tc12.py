@@ -6,7 +6,7 @@ IAPR TC-12 (Grubinger et al. 2006) annotates each photo in one `.eng` file
   <DOC>
   <DOCNO>annotations/01/1000.eng</DOCNO>
   <TITLE>Godchild ...</TITLE>
-  <DESCRIPTION>a boy wearing a hat; a grey railing ...;</DESCRIPTION>
+  <DESCRIPTION>a boy wearing a hat; a grey railing;</DESCRIPTION>
   ...
   <IMAGE>images/01/1000.jpg</IMAGE>
   </DOC>
