@@ -6,7 +6,7 @@ writes one `.npz` with `names` [N], `global` [N, D], optionally `grid`
 images are cut into chunks; each finished chunk is saved atomically in
 `OUTPUT.partial/`, so a killed run started again with the same settings
 continues after the last saved chunk, and the result equals an
-uninterrupted run. Every local device gets a slice of each batch.
+uninterrupted run. Every device of the host gets a slice of each batch.
 """
 
 import concurrent.futures
@@ -225,6 +225,9 @@ def extract_folder(folder: str, weights: str, output: str,
   if settings.store_dtype not in ('float16', 'float32'):
     raise ValueError("store_dtype must be 'float16' or 'float32'; got "
                      f'{settings.store_dtype!r}.')
+  if jax.process_count() > 1:
+    raise ValueError('extract_features runs on one host (every local '
+                     'device); give each host its own part of the images.')
   names = list_images(folder)
   extractor = Extractor(weights, settings, mesh)
   partial = output + '.partial'

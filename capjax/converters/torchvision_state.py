@@ -33,9 +33,10 @@ def read(path: str) -> dict[str, np.ndarray]:
   try:
     state = torch.load(path, map_location='cpu', weights_only=True)
   except Exception as e:  # pylint: disable=broad-except
+    first = (str(e).splitlines() or [''])[0].split('. ')[0].rstrip('.')
     raise converters.ConversionError(
-        f'{path}: not a readable torch file ({type(e).__name__}: '
-        f'{str(e).splitlines()[0] if str(e) else ""}).') from None
+        f'{path}: not a readable torch file, truncated or damaged '
+        f'({type(e).__name__}: {first}).') from None
   if isinstance(state, dict) and 'state_dict' in state:
     state = state['state_dict']
   if not isinstance(state, dict):
