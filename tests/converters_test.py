@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import keras
 from keras.src.legacy.saving import legacy_h5_format
 import numpy as np
+import pytest
 import torch
 import torchvision
 
@@ -27,6 +28,8 @@ from capjax import convert_weights
 from capjax import converters
 from capjax.models.encoders import checkpoint
 
+# Keras's JAX backend calls np.array(x, copy=False) on every weight.
+pytestmark = pytest.mark.filterwarnings('ignore::DeprecationWarning')
 RTOL = 1e-4
 TORCH_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 TORCH_STD = np.array([0.229, 0.224, 0.225], np.float32)
