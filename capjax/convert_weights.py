@@ -15,10 +15,8 @@ import sys
 
 from absl import app
 from absl import flags
-import jax
 
 from capjax import converters
-from capjax.models.encoders import checkpoint
 
 _ARCH = flags.DEFINE_enum('arch', None, sorted(converters.IMAGE_SIZE),
                           'The architecture of the weights.')
@@ -29,23 +27,11 @@ _OUTPUT = flags.DEFINE_string('output', None, 'The checkpoint directory.')
 flags.mark_flags_as_required(['arch', 'source', 'input', 'output'])
 
 
-def convert_to_directory(arch: str, source: str, path: str,
-                         output: str) -> dict:
-  """Converts `path` and writes the checkpoint; returns a short summary."""
-  encoder, params, image_size = converters.convert(arch, source, path)
-  fields = {k: v for k, v in vars(encoder).items() if k != 'dtype'}
-  checkpoint.save(output, arch, fields, params, source=source,
-                  image_size=image_size, origin=path)
-  count = sum(x.size for x in jax.tree.leaves(params))
-  return {'arch': arch, 'params': int(count), 'image_size': image_size,
-          **fields}
-
-
 def main(argv):
   del argv
   try:
-    summary = convert_to_directory(_ARCH.value, _SOURCE.value, _INPUT.value,
-                                   _OUTPUT.value)
+    summary = converters.convert_to_directory(
+        _ARCH.value, _SOURCE.value, _INPUT.value, _OUTPUT.value)
   except converters.ConversionError as e:
     print(f'error: {e}', file=sys.stderr)
     sys.exit(1)

@@ -2,9 +2,10 @@
 
 Random weights are written in each framework's own file format (Keras's
 legacy `.h5` and Keras 3 `.weights.h5`, torch state dicts), converted with
-`capjax.convert_weights`, and the capjax encoder's global vector and grid are
-compared with the ones Keras (on its JAX backend) and torchvision compute on
-the same images, at small input sizes to keep the test fast.
+`capjax.converters` (what `python -m capjax.convert_weights` runs), and the
+capjax encoder's global vector and grid are compared with the ones Keras (on
+its JAX backend) and torchvision compute on the same images, at small input
+sizes to keep the test fast.
 """
 
 import os
@@ -23,7 +24,6 @@ import pytest
 import torch
 import torchvision
 
-from capjax import convert_weights
 from capjax import converters
 from capjax.models.encoders import checkpoint
 
@@ -120,7 +120,7 @@ def _convert_and_apply(arch, source, path, images, save=True):
     info = {'image_size': image_size}
     return encoder, params, info, _apply(encoder, params, images)
   with tempfile.TemporaryDirectory() as out:
-    convert_weights.convert_to_directory(arch, source, path, out)
+    converters.convert_to_directory(arch, source, path, out)
     encoder, params, info = checkpoint.load(out)
   return encoder, params, info, _apply(encoder, params, images)
 

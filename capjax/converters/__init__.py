@@ -13,6 +13,7 @@ import jax
 import numpy as np
 
 from capjax.models import encoders
+from capjax.models.encoders import checkpoint
 
 # The side each architecture is made for (VGG from Keras: from fc6).
 IMAGE_SIZE = {'vgg16': 224, 'vgg19': 224, 'resnet50': 224,
@@ -94,3 +95,20 @@ def convert(arch: str, source: str, path: str):
   encoder = encoders.ENCODERS[arch](**fields)
   check_shapes(arch, encoder, params, image_size, path)
   return encoder, params, image_size
+
+
+def convert_to_directory(arch: str, source: str, path: str,
+                         output: str) -> dict:
+  """Converts `path` and writes a capjax encoder checkpoint to `output`.
+
+  Returns:
+    A short summary: arch, parameter count, image size and the encoder's
+    fields.
+  """
+  encoder, params, image_size = convert(arch, source, path)
+  fields = {k: v for k, v in vars(encoder).items() if k != 'dtype'}
+  checkpoint.save(output, arch, fields, params, source=source,
+                  image_size=image_size, origin=path)
+  count = sum(x.size for x in jax.tree.leaves(params))
+  return {'arch': arch, 'params': int(count), 'image_size': image_size,
+          **fields}
