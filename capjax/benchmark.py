@@ -7,6 +7,8 @@ r"""Benchmarks: `python -m capjax.benchmark WHAT [--flags] [--json]`.
   python -m capjax.benchmark input --datasets=shapes,flickr8k
   python -m capjax.benchmark metrics --num_images=5000
   python -m capjax.benchmark retrieval --model=bilstm   # or alignment
+  python -m capjax.benchmark extract --arch=vgg16,resnet50 \
+      --dtype=float32,bfloat16 --batch=8
 
 WHAT names a module of `capjax.benchmarks` in `BENCHMARKS`; its
 `run(config) -> list[dict]` returns one record per measurement. They are
@@ -40,6 +42,7 @@ BENCHMARKS = {
     'input': 'capjax.benchmarks.input',
     'metrics': 'capjax.benchmarks.metrics',
     'retrieval': 'capjax.benchmarks.retrieval',
+    'extract': 'capjax.benchmarks.extract',
 }
 
 _JSON = flags.DEFINE_bool('json', False, 'One JSON object per line.')
@@ -108,6 +111,13 @@ _CAPTIONS = flags.DEFINE_string(
     'captions', None, 'metrics: COCO caption annotation file to draw from '
     '(default: ../shared/data/coco_val2014_captions/'
     'captions_val2014_text_only.json).')
+# extract
+_ARCH = flags.DEFINE_list(
+    'arch', ['vgg16'], 'extract: CNNs to time (vgg16, vgg19, resnet50, '
+    'resnet101, inception_v3), timed in turns.')
+_DTYPE = flags.DEFINE_list(
+    'dtype', ['float32'], 'extract: compute dtypes (float32, bfloat16), '
+    'timed in turns.')
 
 
 def format_records(records: list[dict]) -> str:
@@ -203,6 +213,8 @@ def flag_config() -> dict:
       'captions': _CAPTIONS.value,
       'process_repeats': _PROCESS_REPEATS.value,
       'model': _MODEL.value,
+      'archs': _ARCH.value,
+      'dtypes': _DTYPE.value,
   }
 
 

@@ -18,19 +18,20 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LAYERS = (
     ('entry points', (
         'capjax.main', 'capjax.evaluate', 'capjax.caption',
-        'capjax.benchmark', 'capjax.benchmarks', 'capjax.retrieve')),
+        'capjax.benchmark', 'capjax.benchmarks', 'capjax.retrieve',
+        'capjax.convert_weights', 'capjax.extract_features')),
     ('the loop', (
         'capjax.train', 'capjax.inference', 'capjax.config_checks',
-        'capjax.stepping', 'capjax.retrieval_index')),
+        'capjax.stepping', 'capjax.retrieval_index', 'capjax.extraction')),
     ('tasks and evaluators', ('capjax.tasks', 'capjax.evaluators')),
     ('library', (
         'capjax.models', 'capjax.decoding', 'capjax.metrics',
-        'capjax.data')),
+        'capjax.data', 'capjax.converters')),
     ('shared helpers', (
         'capjax.atomic_write', 'capjax.checkpointing', 'capjax.optimizers',
         'capjax.parallel', 'capjax.losses', 'capjax.report',
         'capjax.summaries', 'capjax.logs', 'capjax.config_base',
-        'capjax.faults', 'capjax.retrieval_report')),
+        'capjax.faults', 'capjax.retrieval_report', 'capjax.progress')),
 )
 
 

@@ -2,6 +2,7 @@
 
 from capjax.benchmarks import decode
 from capjax.benchmarks import retrieval
+from capjax.benchmarks import extract
 from capjax.benchmarks import train_step
 
 MODEL_BENCHMARKS = ('train_step', 'decode', 'compile')
@@ -23,3 +24,5 @@ def check_config(what: str, config: dict) -> None:
     decode.check_modes(config.get('modes'))
   if what == 'retrieval':
     retrieval.check_model(config.get('model'))
+  if what == 'extract':
+    extract.check(config)

@@ -114,7 +114,7 @@ class _EvalExample:
               'caption_mask': self.caption_mask[position],
               'mask': np.float32(1),
               'image_id': self.image_ids[position]}
-    return {'image': np.zeros(self.source.image_shape + (3,), np.uint8),
+    return {'image': self.source.blank_image(),
             'tokens': np.zeros_like(self.tokens[0]),
             'caption_mask': np.zeros_like(self.caption_mask[0]),
             'mask': np.float32(0),

@@ -123,6 +123,10 @@ class CaptionSource:
                        f'{image.shape[:2]}, expected {self.image_shape}.')
     return image
 
+  def blank_image(self) -> np.ndarray:
+    """[height, width, 3] uint8 zeros: the image of padded eval positions."""
+    return np.zeros(self.image_shape + (3,), np.uint8)
+
   def decoded_bytes(self) -> int:
     """Bytes that all decoded images of the split take."""
     height, width = self.image_shape

@@ -12,7 +12,10 @@ import jax
 import ml_collections
 
 from capjax.models.encoders import identity
+from capjax.models.encoders import inception_v3
+from capjax.models.encoders import resnet
 from capjax.models.encoders import small_cnn
+from capjax.models.encoders import vgg
 
 Params = Any
 
@@ -32,6 +35,12 @@ class Encoder(Protocol):
 ENCODERS = {
     'small_cnn': small_cnn.SmallCNN,
     'identity': identity.Identity,
+    # ImageNet CNNs (weights from `python -m capjax.convert_weights`).
+    'vgg16': vgg.VGG16,
+    'vgg19': vgg.VGG19,
+    'resnet50': resnet.ResNet50,
+    'resnet101': resnet.ResNet101,
+    'inception_v3': inception_v3.InceptionV3,
 }
 
 

@@ -1,0 +1,101 @@
+"""capjax's own encoder checkpoints: a directory of params and a small JSON.
+
+`DIR/encoder.json` names the architecture, the origin of the weights, the
+encoder's fields (preprocessing and the variant the weights need) and the
+image side the network was made for; `DIR/params.msgpack` holds the float32
+parameter tree (flax msgpack). Both are written atomically, the params
+first, so a directory with its JSON is complete.
+"""
+
+import dataclasses
+import json
+import os
+
+from flax import serialization
+import jax
+import numpy as np
+
+from capjax import atomic_write
+from capjax.models import encoders
+
+FORMAT = 'capjax-encoder'
+VERSION = 1
+JSON_NAME = 'encoder.json'
+PARAMS_NAME = 'params.msgpack'
+
+
+def save(directory: str, arch: str, fields: dict, params, *, source: str,
+         image_size: int, origin: str = '') -> None:
+  """Writes a converted encoder to `directory` (created if needed).
+
+  Args:
+    directory: the output directory.
+    arch: a key of `encoders.ENCODERS`.
+    fields: the encoder's dataclass fields (without `dtype`).
+    params: the parameter tree (arrays).
+    source: where the weights came from ('keras', 'torch', 'random').
+    image_size: the side the network takes by default.
+    origin: the file the weights were converted from (informative).
+  """
+  params = jax.tree.map(lambda x: np.asarray(x, np.float32), params)
+  os.makedirs(directory, exist_ok=True)
+  atomic_write.write_bytes(os.path.join(directory, PARAMS_NAME),
+                           serialization.msgpack_serialize(params))
+  atomic_write.write_json(os.path.join(directory, JSON_NAME), {
+      'format': FORMAT,
+      'version': VERSION,
+      'arch': arch,
+      'source': source,
+      'fields': dict(fields),
+      'image_size': int(image_size),
+      'origin': origin,
+  }, indent=1)
+
+
+def read_info(directory: str) -> dict:
+  """The JSON of an encoder checkpoint; one-line errors for a wrong one."""
+  path = os.path.join(directory, JSON_NAME)
+  try:
+    with open(path, encoding='utf-8') as f:
+      info = json.load(f)
+  except FileNotFoundError:
+    raise ValueError(
+        f'{directory} is not a capjax encoder checkpoint (no {JSON_NAME}); '
+        'make one with python -m capjax.convert_weights.') from None
+  except json.JSONDecodeError as e:
+    raise ValueError(f'{path} is damaged ({e}); convert the weights '
+                     'again.') from None
+  if info.get('format') != FORMAT or info.get('arch') not in encoders.ENCODERS:
+    raise ValueError(f'{path} does not describe a capjax encoder (format '
+                     f'{info.get("format")!r}, arch {info.get("arch")!r}).')
+  return info
+
+
+def load(directory: str, dtype: str = 'float32'):
+  """Reads an encoder checkpoint.
+
+  Args:
+    directory: written by `save`.
+    dtype: the encoder's compute dtype ('float32' or 'bfloat16').
+
+  Returns:
+    (encoder, params, info): the encoder built from its fields, its float32
+    params (numpy) and the JSON.
+  """
+  info = read_info(directory)
+  encoder_class = encoders.ENCODERS[info['arch']]
+  fields = dict(info['fields'])
+  if 'dtype' in {f.name for f in dataclasses.fields(encoder_class)}:
+    fields['dtype'] = dtype
+  encoder = encoder_class(**fields)
+  path = os.path.join(directory, PARAMS_NAME)
+  try:
+    with open(path, 'rb') as f:
+      params = serialization.msgpack_restore(f.read())
+  except FileNotFoundError:
+    raise ValueError(f'{directory} has {JSON_NAME} but no {PARAMS_NAME}; '
+                     'convert the weights again.') from None
+  except Exception as e:  # pylint: disable=broad-except
+    raise ValueError(f'{path} is damaged ({type(e).__name__}: {e}); convert '
+                     'the weights again.') from None
+  return encoder, params, info
