@@ -96,6 +96,21 @@ def base_config() -> ml_collections.ConfigDict:
   c.eval.gallery_size = 16  # images in the gallery
   c.eval.max_examples = 0  # evaluate only the first N images (0 = all)
 
+  # --- Hashtags and stories (issue 13): tasks multilabel, language_model ---
+  c.task = 'captioning'  # captioning | multilabel | language_model
+  c.dataset.corpus = ''  # language_model: .txt file or folder ('' = Flickr8k)
+  c.dataset.window = 100  # language_model: characters per training window
+  c.dataset.heldout_chars = 20_000  # language_model: held-out text (bits/char)
+  c.model.num_layers = 2  # language_model: stacked recurrent layers
+  c.model.tag_hidden_dim = 0  # multilabel: hidden layer before tags (0 = none)
+  c.train.carry_state = False  # language_model: carry state across windows
+  c.eval.tag_k = 3  # hashtags: P/R/F1@k and the classifier's top k
+  c.eval.tag_threshold = 0.5  # multilabel: tags above this probability
+  c.eval.no_repeat_any = False  # never emit a token twice (no tag twice)
+  c.eval.story_length = 500  # language_model: characters per story
+  c.eval.story_seed = '#dog '  # language_model: text that primes a story
+  # --- end of issue 13 ---
+
   c.parallel = ml_collections.ConfigDict()
   c.parallel.mode = 'jit'  # jit (sharded mesh) | pmap
   c.parallel.num_devices = 0  # devices to use (0 = all)
