@@ -17,6 +17,7 @@ Training batches are fixed windows of `window + 1` characters:
 """
 
 import collections
+import functools
 from collections.abc import Iterator
 import glob
 import os
@@ -89,6 +90,7 @@ def flickr8k_paragraphs(manual_dir: str, split: str) -> list[str]:
   return [paragraph(captions[n]) for n in names if n in captions]
 
 
+@functools.lru_cache(maxsize=2)
 def open_corpus(corpus: str, manual_dir: str,
                 heldout_chars: int) -> tuple[str, str, str]:
   """(train text, held-out text, description) of the configured corpus.
@@ -98,6 +100,8 @@ def open_corpus(corpus: str, manual_dir: str,
     manual_dir: Flickr8k text files (when corpus is '').
     heldout_chars: size of the held-out text. A file or folder holds out
       its last `heldout_chars` characters; Flickr8k its test split's first.
+
+  The last two corpora read are kept in memory.
   """
   if corpus:
     text = read_text(corpus)
