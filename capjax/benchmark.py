@@ -6,6 +6,7 @@ r"""Benchmarks: `python -m capjax.benchmark WHAT [--flags] [--json]`.
   python -m capjax.benchmark compile --max_lens=16,32,64
   python -m capjax.benchmark input --datasets=shapes,flickr8k
   python -m capjax.benchmark metrics --num_images=5000
+  python -m capjax.benchmark stories --batch=64 --story_length=500
 
 WHAT names a module of `capjax.benchmarks` in `BENCHMARKS`; its
 `run(config) -> list[dict]` returns one record per measurement. They are
@@ -38,6 +39,7 @@ BENCHMARKS = {
     'compile': 'capjax.benchmarks.compile',
     'input': 'capjax.benchmarks.input',
     'metrics': 'capjax.benchmarks.metrics',
+    'stories': 'capjax.benchmarks.stories',
 }
 
 _JSON = flags.DEFINE_bool('json', False, 'One JSON object per line.')
@@ -156,6 +158,13 @@ def machine_record(rate: matmul_rate.MatmulRate) -> dict:
       processor=platform.processor() or platform.machine(),
       **rate.as_record(),
   )
+# stories
+_STORY_LENGTH = flags.DEFINE_integer(
+    'story_length', 500, 'stories: characters per story.')
+_STORY_HIDDEN = flags.DEFINE_integer(
+    'story_hidden', 256, 'stories: LSTM state size of the story model.')
+_STORY_EMBED = flags.DEFINE_integer(
+    'story_embed', 32, 'stories: character embedding size.')
 
 
 def _cpu_count() -> int:
@@ -192,6 +201,9 @@ def flag_config() -> dict:
       'num_images': _NUM_IMAGES.value,
       'toolkit': _TOOLKIT.value,
       'captions': _CAPTIONS.value,
+      'story_length': _STORY_LENGTH.value,
+      'story_hidden': _STORY_HIDDEN.value,
+      'story_embed': _STORY_EMBED.value,
   }
 
 

@@ -10,7 +10,9 @@ state is carried), on one device, without resume. It saves the final state
 in the checkpoint format of `checkpointing` (the task meta as the 'vocab'
 item), then evaluates: held-out bits/char against the unigram baseline and
 the untrained model, and a sample story (language_model); the seed's tag
-table on the test split (multilabel). Results go to `<workdir>/results.json`.
+table on the test split (multilabel), through the evaluators
+(`capjax.evaluators.bits_per_char`, `.tags`), which write `<workdir>/eval/`.
+The figures also go to `<workdir>/results.json`.
 """
 
 import json
@@ -29,9 +31,8 @@ from ml_collections import config_flags
 from capjax import atomic_write
 from capjax import checkpointing
 from capjax import optimizers
-from capjax import stories
-from capjax import tagging
-from capjax.data import text_corpus
+from capjax.evaluators import bits_per_char
+from capjax.evaluators import tags
 from capjax.tasks import language_model
 from capjax.tasks import multilabel
 
@@ -48,28 +49,19 @@ def _eta(done: int, total: int, elapsed: float) -> str:
   return f'{int(seconds // 60)}m{int(seconds % 60):02d}s'
 
 
-def _evaluate(config, task, model, meta, params, init_params) -> dict:
+def _evaluate(config, task, model, meta, params, init_params,
+              workdir: str) -> dict:
   if task is language_model:
-    train_ids, heldout_ids, chars, _ = language_model.open_corpus(config)
-    writer = stories.StoryWriter(model, chars,
-                                 length=config.eval.story_length)
-    seed = config.eval.story_seed
-    story, = writer.write(params, [seed], jax.random.key(config.seed + 1),
-                          temperature=config.eval.temperature)
-    return {
-        'bits_per_char': stories.bits_per_char(model, params, heldout_ids),
-        'bits_per_char_step0': stories.bits_per_char(
-            model, init_params, heldout_ids),
-        'unigram_bits_per_char': text_corpus.unigram_bits(
-            train_ids, heldout_ids, len(chars)),
-        'story_seed': seed, 'story': story,
-    }
-  tagger = tagging.Tagger(config, multilabel.vocab_of(meta), model)
-  source = tagging.open_split(config, 'test')
-  scores, results = tagging.score_split(tagger, params, source)
-  scores['examples'] = [' '.join(f'#{t}' for t in r.tags)
-                        for r in results[:5]]
-  return scores
+    evaluator = bits_per_char.Evaluator(config, task, model, meta)
+    results = {'bits_per_char_step0':
+               evaluator.run(init_params)['bits_per_char']}
+    results.update(evaluator.run(params))
+    results['story'] = config.eval.story_seed + evaluator.story
+  else:
+    evaluator = tags.Evaluator(config, task, model, meta, 'test')
+    results = evaluator.run(params)
+  evaluator.write(workdir)
+  return results
 
 
 def run(config, workdir: str) -> dict:
@@ -132,7 +124,8 @@ def run(config, workdir: str) -> dict:
   saver.close()
   results = {'task': config.task, 'steps': num_steps,
              'train_seconds': seconds}
-  results.update(_evaluate(config, task, model, meta, params, init_params))
+  results.update(
+      _evaluate(config, task, model, meta, params, init_params, workdir))
   atomic_write.write_json(os.path.join(workdir, 'results.json'), results)
   return results
 
