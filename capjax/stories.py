@@ -90,9 +90,23 @@ class StoryWriter:
     self.max_seed_len = max_seed_len
     self.top_k = top_k
     self.top_p = top_p
-    self._generate = jax.jit(self._impl, static_argnames='greedy')
+    self._generate = jax.jit(self.generate, static_argnames='greedy')
 
-  def _impl(self, params, seeds, lengths, rng, temperature, greedy):
+  def generate(self, params, seeds: jax.Array, lengths: jax.Array,
+               rng: jax.Array, temperature: jax.Array, greedy: bool = False):
+    """The pure (traceable) generation; `generate_ids` is it jitted.
+
+    Args:
+      params: the LM's parameters.
+      seeds: [batch, max_seed_len] int32 seed ids (`encode_seeds`).
+      lengths: [batch] int32 seed lengths.
+      rng: a `jax.random.key` (sampling only).
+      temperature: [] float32 (sampling only).
+      greedy: decode greedily instead of sampling.
+
+    Returns:
+      [batch, length] int32 character ids.
+    """
     carry, logits = self.model.apply(
         {'params': params}, seeds, lengths, method='prime')
     step_fn, init = primed_step_fn(self.model, params, carry, logits)

@@ -1,4 +1,4 @@
-"""Tests of the hashtag datasets: tag rules, stop words and the four builders."""
+"""The hashtag datasets: tag rules, stop words and the four builders."""
 
 import json
 import os
@@ -133,7 +133,9 @@ class BuildersTest(absltest.TestCase):
   def test_flickr8k_hashtags_read_the_official_layout(self):
     builder = hashtag_builders.Flickr8kHashtags(
         data_dir=os.path.join(self.root, 'unused'))
-    entries = builder._split_entries(FLICKR_1K)  # pylint: disable=protected-access
+    # The entries the builder would store (no image is read).
+    # pylint: disable-next=protected-access
+    entries = builder._split_entries(FLICKR_1K)
     self.assertEqual({k: len(v) for k, v in entries.items()},
                      {'train': 753, 'validation': 113, 'test': 125})
     stop = stopwords.english(builtin_only=True)

@@ -1,4 +1,4 @@
-"""Image -> hashtags -> story from two checkpoints, as `capjax.story` runs it."""
+"""Image -> hashtags -> story from two checkpoints, as `capjax.story` runs."""
 
 import importlib.util
 import os

@@ -48,7 +48,7 @@ def run(config: dict) -> list[dict]:
   temperature = jnp.float32(1.0)
 
   def generate(p, i, n, r, t):
-    return writer._impl(p, i, n, r, t, greedy=False)  # pylint: disable=protected-access
+    return writer.generate(p, i, n, r, t)
 
   start = time.perf_counter()
   compiled = jax.jit(generate).lower(params, ids, lengths, rng,

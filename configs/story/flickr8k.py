@@ -1,4 +1,4 @@
-r"""The story model on Flickr8k paragraphs (each image's captions, its tag first).
+r"""The story model on Flickr8k paragraphs (an image's captions, its tag first).
 
   python -m capjax.tasks.interim_loop --config=configs/story/flickr8k.py --workdir=runs/story
 
