@@ -3,6 +3,9 @@ r"""Hashtags of Flickr8k photos: tags are the content words captions share.
   python -m capjax.main --config=configs/hashtags/flickr8k.py:model=soft_attention --workdir=runs/f8k_tags \
       --config.dataset.manual_dir=../shared/data/flickr8k_1k
 
+model=multilabel trains with `python -m capjax.task_loop` (same flags) until
+the generic loop runs the multilabel task; `python -m capjax.tag_table
+--workdirs=A,B,C` prints the seed's table (BLEU-1, P/R/F1@3) of trained ones.
 Variants after a colon, comma-separated:
   tiny               a seconds-long run for tests (photos at 32 px)
   model=NAME         soft_attention (default) | show_tell | multilabel

@@ -2,6 +2,9 @@ r"""Hashtags of the built-in `shapes_hashtags` dataset (the seed's comparison).
 
   python -m capjax.main --config=configs/hashtags/shapes.py:model=soft_attention --workdir=runs/tags_att
 
+model=multilabel trains with `python -m capjax.task_loop` (same flags) until
+the generic loop runs the multilabel task; `python -m capjax.tag_table
+--workdirs=A,B,C` prints the seed's table (BLEU-1, P/R/F1@3) of trained ones.
 Variants after a colon, comma-separated:
   tiny               a seconds-long run for tests
   model=NAME         soft_attention (default) | show_tell: a captioner over
