@@ -9,6 +9,7 @@ r"""Benchmarks: `python -m capjax.benchmark WHAT [--flags] [--json]`.
   python -m capjax.benchmark retrieval --model=bilstm   # or alignment
   python -m capjax.benchmark extract --arch=vgg16,resnet50 \
       --dtype=float32,bfloat16 --batch=8
+  python -m capjax.benchmark stories --batch=64 --story_length=500
 
 WHAT names a module of `capjax.benchmarks` in `BENCHMARKS`; its
 `run(config) -> list[dict]` returns one record per measurement. They are
@@ -43,6 +44,7 @@ BENCHMARKS = {
     'metrics': 'capjax.benchmarks.metrics',
     'retrieval': 'capjax.benchmarks.retrieval',
     'extract': 'capjax.benchmarks.extract',
+    'stories': 'capjax.benchmarks.stories',
 }
 
 _JSON = flags.DEFINE_bool('json', False, 'One JSON object per line.')
@@ -175,6 +177,13 @@ def machine_record(rate: matmul_rate.MatmulRate) -> dict:
       processor=platform.processor() or platform.machine(),
       **rate.as_record(),
   )
+# stories
+_STORY_LENGTH = flags.DEFINE_integer(
+    'story_length', 500, 'stories: characters per story.')
+_STORY_HIDDEN = flags.DEFINE_integer(
+    'story_hidden', 256, 'stories: LSTM state size of the story model.')
+_STORY_EMBED = flags.DEFINE_integer(
+    'story_embed', 32, 'stories: character embedding size.')
 
 
 def _cpu_count() -> int:
@@ -215,6 +224,9 @@ def flag_config() -> dict:
       'model': _MODEL.value,
       'archs': _ARCH.value,
       'dtypes': _DTYPE.value,
+      'story_length': _STORY_LENGTH.value,
+      'story_hidden': _STORY_HIDDEN.value,
+      'story_embed': _STORY_EMBED.value,
   }
 
 

@@ -14,7 +14,7 @@ def base_config() -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.seed = 0  # parameter init, dropout and data order all derive from it
   # what is learnt: a key of capjax.tasks.REGISTRY (captioning |
-  # language_model)
+  # language_model | multilabel | retrieval)
   c.task = 'captioning'
 
   c.dataset = ml_collections.ConfigDict()
@@ -102,6 +102,19 @@ def base_config() -> ml_collections.ConfigDict:
   c.eval.max_decode_len = 0  # 0 = dataset.max_len
   c.eval.gallery_size = 16  # images in the gallery
   c.eval.max_examples = 0  # evaluate only the first N images (0 = all)
+
+  # --- Hashtags and stories (issue 13): tasks multilabel, language_model ---
+  c.dataset.corpus = ''  # language_model: .txt file or folder ('' = Flickr8k)
+  c.dataset.window = 100  # language_model: characters per training window
+  c.dataset.heldout_chars = 20_000  # language_model: held-out text (bits/char)
+  c.model.tag_hidden_dim = 0  # multilabel: hidden layer before tags (0 = none)
+  c.train.carry_state = False  # language_model: carry state across windows
+  c.eval.tag_k = 3  # hashtags: P/R/F1@k and the classifier's top k
+  c.eval.tag_threshold = 0.5  # multilabel: tags above this probability
+  c.eval.no_repeat_any = False  # never emit a token twice (no tag twice)
+  c.eval.story_length = 500  # language_model: characters per story
+  c.eval.story_seed = '#dog '  # language_model: text that primes a story
+  # --- end of issue 13 ---
 
   c.parallel = ml_collections.ConfigDict()
   c.parallel.mode = 'jit'  # jit (sharded mesh) | pmap

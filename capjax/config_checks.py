@@ -72,15 +72,21 @@ def check(config: ml_collections.ConfigDict) -> None:
       raise ConfigError(f'config.{key}={value} must be at least {least}.')
   _one_of('task', config.get('task', 'captioning'), tasks.REGISTRY)
   _one_of('parallel.mode', config.parallel.mode, parallel.MODES)
-  try:
-    sources.resolve(config.dataset.name, config.dataset.builder_config or None)
-  except ValueError as e:
-    raise ConfigError(f'config.dataset: {e}') from e
+  task = tasks.get(config)
+  if hasattr(task, 'check_config'):  # a task with data of its own kind
+    problem = task.check_config(config)
+    if problem:
+      raise ConfigError(problem)
+  else:  # a registered image-text dataset
+    try:
+      sources.resolve(config.dataset.name,
+                      config.dataset.builder_config or None)
+    except ValueError as e:
+      raise ConfigError(f'config.dataset: {e}') from e
   _one_of('model.decoder', config.model.decoder, captioners.REGISTRY)
   _one_of('model.cell', config.model.cell, cells.CELLS)
   _one_of('model.encoder.name', config.model.encoder.name, encoders.ENCODERS)
   _one_of('eval.decode', config.eval.decode, decoding_settings.METHODS)
-  task = tasks.get(config)
   try:
     produced = evaluators.metric_names(config, task)
   except ValueError as e:

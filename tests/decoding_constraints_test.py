@@ -19,6 +19,7 @@ RULES = (
   ('suppress_unk', Constraints(suppress_unk=True)),
   ('banned_ids', Constraints(banned_ids=(0, 1))),
   ('no_repeat', Constraints(no_repeat=True)),
+  ('no_repeat_any', Constraints(no_repeat_any=True)),
   ('block_trigrams', Constraints(block_trigrams=True)),
   ('no_end_after', Constraints(no_end_after=(4, 5))),
   ('min_len', Constraints(min_len=3)),
@@ -91,6 +92,14 @@ class MaskTest(absltest.TestCase):
     rules = Constraints(no_repeat=True)
     self.assertEqual(_banned_words(rules, [4, 5, 6, 0], 3), {6})
     self.assertEqual(_banned_words(rules, [0, 0, 0, 0], 0), set())
+
+  def test_no_repeat_any_bans_every_word_already_emitted(self):
+    rules = Constraints(no_repeat_any=True)
+    self.assertEqual(_banned_words(rules, [4, 5, 4, 6, 0], 3), {4, 5})
+    self.assertEqual(_banned_words(rules, [4, 5, 4, 6, 0], 4), {4, 5, 6})
+    self.assertEqual(_banned_words(rules, [4, 5, 4, 6, 0], 0), set())
+    # EOS is never banned by it: a tag set can always end.
+    self.assertEqual(_banned_words(rules, [EOS, 0, 0, 0], 1), set())
 
   def test_block_trigrams_bans_the_word_completing_a_seen_trigram(self):
     rules = Constraints(block_trigrams=True)

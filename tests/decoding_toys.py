@@ -189,6 +189,8 @@ def word_allowed(
     return False
   if c.no_repeat and prefix and token == prefix[-1]:
     return False
+  if c.no_repeat_any and token in prefix:
+    return False
   if c.block_trigrams and len(prefix) >= 2:
     seen = {tuple(prefix[j : j + 3]) for j in range(len(prefix) - 2)}
     if (prefix[-2], prefix[-1], token) in seen:

@@ -19,14 +19,17 @@ LAYERS = (
     ('entry points', (
         'capjax.main', 'capjax.evaluate', 'capjax.caption',
         'capjax.benchmark', 'capjax.benchmarks', 'capjax.retrieve',
-        'capjax.convert_weights', 'capjax.extract_features')),
+        'capjax.convert_weights', 'capjax.extract_features', 'capjax.story',
+        'capjax.tag_table')),
     ('the loop', (
         'capjax.train', 'capjax.inference', 'capjax.config_checks',
-        'capjax.stepping', 'capjax.retrieval_index', 'capjax.extraction')),
-    ('tasks and evaluators', ('capjax.tasks', 'capjax.evaluators')),
+        'capjax.stepping', 'capjax.retrieval_index', 'capjax.extraction',
+        'capjax.story_pipeline')),
+    ('tasks and evaluators', (
+        'capjax.tasks', 'capjax.evaluators', 'capjax.stories')),
     ('library', (
         'capjax.models', 'capjax.decoding', 'capjax.metrics',
-        'capjax.data', 'capjax.converters')),
+        'capjax.data', 'capjax.converters', 'capjax.tagging')),
     ('shared helpers', (
         'capjax.atomic_write', 'capjax.checkpointing', 'capjax.optimizers',
         'capjax.parallel', 'capjax.losses', 'capjax.report',

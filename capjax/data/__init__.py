@@ -15,4 +15,9 @@ Modules:
   karpathy        COCO / Flickr30k / Flickr8k from a Karpathy-split JSON.
   photo_builder   the shared base of the real-photo builders.
   images          checking image files, decoding image bytes.
+  hashtags        tag sequences as captions: tags of shapes scenes and of
+                  Flickr8k captions, HARRISON and tags.tsv readers.
+  hashtag_builders  shapes_hashtags, flickr8k_hashtags, harrison, tag_folder.
+  stopwords       English stop words (NLTK's when installed, else ours).
+  text_corpus     plain-text corpora, characters, windows for the story LM.
 """

@@ -9,6 +9,9 @@ files) plus an index of every example's id and captions. Registered names:
   coco         Karpathy-split COCO: dataset_coco.json + photos in manual_dir
   flickr30k    Karpathy-split Flickr30k: dataset_flickr30k.json + photos
   karpathy     any Karpathy JSON (configs: coco, flickr30k, flickr8k)
+  shapes_hashtags, flickr8k_hashtags, harrison, tag_folder
+               hashtag datasets, one tag sequence per image as its caption
+               (see `hashtag_builders`; a tag_folder needs its own data_dir)
 
 A config is chosen with `builder_config='tiny'` or the name `'shapes/tiny'`;
 `builder_config` may also be a BuilderConfig object for a custom variant.
@@ -30,6 +33,7 @@ import tensorflow_datasets as tfds
 
 from capjax import atomic_write
 from capjax.data import flickr8k
+from capjax.data import hashtag_builders
 from capjax.data import images
 from capjax.data import karpathy
 from capjax.data import photo_builder
@@ -63,6 +67,12 @@ REGISTRY = {
     'coco': DatasetEntry(karpathy.KarpathyCaptions, 'coco', True),
     'flickr30k': DatasetEntry(karpathy.KarpathyCaptions, 'flickr30k', True),
     'karpathy': DatasetEntry(karpathy.KarpathyCaptions, 'coco', True),
+    'shapes_hashtags': DatasetEntry(
+        hashtag_builders.ShapesHashtags, 'default', False),
+    'flickr8k_hashtags': DatasetEntry(
+        hashtag_builders.Flickr8kHashtags, 'default', True),
+    'harrison': DatasetEntry(hashtag_builders.Harrison, 'default', True),
+    'tag_folder': DatasetEntry(hashtag_builders.TagFolder, 'default', True),
 }
 
 

@@ -24,6 +24,8 @@ class Constraints:
     unk_id: the id of the unknown word.
     banned_ids: further ids never emitted (PAD and BOS, say); not EOS.
     no_repeat: never emit the token just emitted.
+    no_repeat_any: never emit a token already emitted (a set of tags: no
+      tag twice; EOS still ends the sequence).
     block_trigrams: never complete a trigram of words that is already in
       the caption.
     no_end_after: ids after which EOS is banned: a caption may not end on one
@@ -36,6 +38,7 @@ class Constraints:
   unk_id: int = UNK_ID
   banned_ids: tuple[int, ...] = ()
   no_repeat: bool = False
+  no_repeat_any: bool = False
   block_trigrams: bool = False
   no_end_after: tuple[int, ...] = ()
   min_len: int = 0
@@ -52,6 +55,7 @@ class Constraints:
       self.suppress_unk
       or bool(self.banned_ids)
       or self.no_repeat
+      or self.no_repeat_any
       or self.block_trigrams
     )
 
@@ -133,6 +137,13 @@ def _word_bans(
   prev1 = _token_at(seqs, step - 1)
   if constraints.no_repeat:
     banned |= (vocab == prev1[..., None]) & (step >= 1)
+  rows = jnp.arange(batch)[:, None, None]
+  beams = jnp.arange(beam)[None, :, None]
+  if constraints.no_repeat_any:
+    emitted = jnp.arange(max_len) < step
+    seen = jnp.zeros((batch, beam, vocab_size), dtype=jnp.int32)
+    seen = seen.at[rows, beams, seqs].add(emitted.astype(jnp.int32))
+    banned |= seen > 0
   if constraints.block_trigrams and max_len >= 3:
     prev2 = _token_at(seqs, step - 2)
     # A trigram (w_j, w_j+1, w_j+2) already in the caption, with j <= step - 3,
@@ -143,8 +154,6 @@ def _word_bans(
       & (seqs[..., 1:-1] == prev1[..., None])
       & (starts <= step - 3)
     )
-    rows = jnp.arange(batch)[:, None, None]
-    beams = jnp.arange(beam)[None, :, None]
     hits = jnp.zeros((batch, beam, vocab_size), dtype=jnp.int32)
     hits = hits.at[rows, beams, seqs[..., 2:]].add(match.astype(jnp.int32))
     banned |= hits > 0

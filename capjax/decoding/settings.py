@@ -39,6 +39,7 @@ def from_config(
       block_trigrams=e.block_trigrams,
       no_end_after=tuple(word_id(w) for w in e.no_end_after),
       min_len=e.min_len,
+      no_repeat_any=e.get('no_repeat_any', False),
   )
   settings = dict(max_len=decode_len(config), constraints=constraints,
                   length_penalty=e.length_penalty, length_norm=e.length_norm)

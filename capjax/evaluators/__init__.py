@@ -20,9 +20,11 @@ import ml_collections
 
 from capjax import atomic_write
 from capjax import faults
+from capjax.evaluators import bits_per_char
 from capjax.evaluators import captions
 from capjax.evaluators import perplexity
 from capjax.evaluators import retrieval
+from capjax.evaluators import tags
 
 EVAL_DIR = 'eval'
 
@@ -49,6 +51,8 @@ REGISTRY: dict[str, type] = {
     'captions': captions.Captions,
     'perplexity': perplexity.Perplexity,
     'retrieval': retrieval.Evaluator,
+    'tags': tags.Evaluator,
+    'bits_per_char': bits_per_char.Evaluator,
 }
 
 

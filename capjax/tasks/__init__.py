@@ -28,6 +28,7 @@ import numpy as np
 
 from capjax.tasks import captioning
 from capjax.tasks import language_model
+from capjax.tasks import multilabel
 from capjax.tasks import retrieval
 
 Batch = dict[str, np.ndarray]
@@ -37,6 +38,7 @@ Meta = dict[str, Any]
 REGISTRY: dict[str, types.ModuleType] = {
     'captioning': captioning,
     'language_model': language_model,
+    'multilabel': multilabel,
     'retrieval': retrieval,
 }
 
