@@ -22,6 +22,7 @@ from typing import Any, Protocol
 import jax
 
 from capjax.models.captioners import base
+from capjax.models.captioners import mrnn
 from capjax.models.captioners import show_tell
 from capjax.models.captioners import soft_attention
 
@@ -52,4 +53,5 @@ REGISTRY = {
     'show_tell': show_tell.ShowTell,
     'merge': show_tell.Merge,
     'soft_attention': soft_attention.SoftAttention,
+    'mrnn': mrnn.MRNN,
 }
