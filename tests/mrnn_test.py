@@ -62,7 +62,7 @@ class MRNNTest(parameterized.TestCase):
                            train=False)
       return jnp.sum(jax.nn.log_softmax(logits)[..., 2] * jnp.arange(TIME))
 
-    grads = [jax.jit(jax.grad(lambda p, i, m=m: loss(m, p, i), (0, 1)))(
+    grads = [jax.grad(lambda p, i, m=m: loss(m, p, i), (0, 1))(
         params, features[0]) for m in (fused, plain)]
     for g_f, g_p in zip(*map(jax.tree.leaves, grads)):
       np.testing.assert_allclose(g_f, g_p, rtol=1e-4, atol=1e-6)
