@@ -1,0 +1,1 @@
+"""Retrieval models and scorers: likelihood retrieval for captioners."""
