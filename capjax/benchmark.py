@@ -6,6 +6,7 @@ r"""Benchmarks: `python -m capjax.benchmark WHAT [--flags] [--json]`.
   python -m capjax.benchmark compile --max_lens=16,32,64
   python -m capjax.benchmark input --datasets=shapes,flickr8k
   python -m capjax.benchmark metrics --num_images=5000
+  python -m capjax.benchmark retrieval --model=mrnn --retrieval_images=32
 
 WHAT names a module of `capjax.benchmarks` in `BENCHMARKS`; its
 `run(config) -> list[dict]` returns one record per measurement. They are
@@ -38,6 +39,7 @@ BENCHMARKS = {
     'compile': 'capjax.benchmarks.compile',
     'input': 'capjax.benchmarks.input',
     'metrics': 'capjax.benchmarks.metrics',
+    'retrieval': 'capjax.benchmarks.retrieval',
 }
 
 _JSON = flags.DEFINE_bool('json', False, 'One JSON object per line.')
@@ -99,6 +101,12 @@ _CAPTIONS = flags.DEFINE_string(
     'captions', None, 'metrics: COCO caption annotation file to draw from '
     '(default: ../shared/data/coco_val2014_captions/'
     'captions_val2014_text_only.json).')
+# retrieval
+_MODEL = flags.DEFINE_string(
+    'model', 'mrnn', 'retrieval: the captioner scoring pairs (mrnn: the fast '
+    'path; others, e.g. show_tell/gru, through the adapter).')
+_RETRIEVAL_IMAGES = flags.DEFINE_integer(
+    'retrieval_images', 32, 'retrieval: N images, 5 N sentences.')
 
 
 def format_records(records: list[dict]) -> str:
@@ -192,6 +200,8 @@ def flag_config() -> dict:
       'num_images': _NUM_IMAGES.value,
       'toolkit': _TOOLKIT.value,
       'captions': _CAPTIONS.value,
+      'model': _MODEL.value,
+      'retrieval_images': _RETRIEVAL_IMAGES.value,
   }
 
 
