@@ -1,0 +1,246 @@
+"""Consensus reranking (m-RNN section 8), vectorised on device.
+
+The n best captions of a beam search are reranked by their consensus with
+the captions of the k training images nearest to the query image: each
+hypothesis scores the sum of its m largest similarities to those k * R
+captions (the paper's "mean similarity of the m nearest captions", times m),
+and the best-scoring hypothesis wins (ties: the higher beam rank). The
+oracle scores a hypothesis by its mean similarity to the image's own
+references.
+
+Sentence similarities, one hypothesis against ONE reference caption, on
+word-id arrays (PAD = 0 after the words; no BOS/EOS):
+* `bleu`: as the mRNN-CR release computes its sentence BLEU for reranking:
+  for n = 1..4 the clipped n-gram matches c_n (each n-gram counted at most
+  as often as the reference holds it), precision p_n = c_n / (hypothesis
+  n-grams), recall r_n = c_n / (reference n-grams), F_n = 2 p_n r_n /
+  (p_n + r_n) (0 when c_n = 0, or when either sentence is shorter than n);
+  the similarity is the mean of F_1..F_4. No brevity penalty (recall plays
+  its part), no smoothing.
+* `cider`: sentence CIDEr-D as the COCO toolkit scores one reference: tf-idf
+  vectors of raw n-gram counts with idf = log(D) - log(max(1, df)), df the
+  number of TRAINING images whose captions hold the n-gram (D of them);
+  clipped dot product min(h, r) * r over both norms; times
+  exp(-(l_h - l_r)^2 / (2 * 6^2)) with l the number of bigrams; mean over
+  n = 1..4, times 10.
+
+Everything is done with equality tensors of token positions: an n-gram at
+position i matches position j when the (n-1)-gram there matches and the
+tokens at i + n - 1, j + n - 1 are equal, so no hashing is needed on device;
+the count of n-gram occurrences inside and across sentences comes from sums
+of those tensors. Document frequencies are looked up on the host
+(`DocumentFrequencies`).
+"""
+
+import dataclasses
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+MAX_N = 4
+SIGMA = 6.0
+KINDS = ('bleu', 'cider')
+
+
+def _codes(tokens: np.ndarray, n: int, base: int) -> np.ndarray:
+  """[..., T] word ids -> [..., T - n + 1] int64 n-gram codes (-1: none)."""
+  t = tokens.shape[-1]
+  if t < n:
+    return np.full(tokens.shape[:-1] + (0,), -1, np.int64)
+  code = np.zeros(tokens.shape[:-1] + (t - n + 1,), np.int64)
+  valid = np.ones(code.shape, bool)
+  for k in range(n):
+    part = tokens[..., k:t - n + 1 + k].astype(np.int64)
+    code = code * base + part
+    valid &= part > 0
+  return np.where(valid, code, -1)
+
+
+@dataclasses.dataclass(frozen=True)
+class DocumentFrequencies:
+  """n-gram document frequencies of the training captions, by word ids.
+
+  Attributes:
+    codes: [MAX_N] sorted int64 codes of the n-grams seen.
+    counts: [MAX_N] float64 training images holding each.
+    num_documents: D, the number of training images.
+    base: the code base (vocabulary size).
+  """
+  codes: list[np.ndarray]
+  counts: list[np.ndarray]
+  num_documents: int
+  base: int
+
+  @classmethod
+  def build(cls, captions: np.ndarray, vocab_size: int
+            ) -> 'DocumentFrequencies':
+    """captions: [images, R, T] word ids (PAD = 0) of the training split."""
+    captions = np.asarray(captions)
+    codes, counts = [], []
+    images = np.arange(captions.shape[0])[:, None, None]
+    for n in range(1, MAX_N + 1):
+      c = _codes(captions, n, vocab_size)
+      doc = np.broadcast_to(images, c.shape)
+      keep = c >= 0
+      pairs = np.unique(np.stack([c[keep], doc[keep]], 1), axis=0)
+      unique, count = np.unique(pairs[:, 0], return_counts=True)
+      codes.append(unique)
+      counts.append(count.astype(np.float64))
+    return cls(codes, counts, captions.shape[0], vocab_size)
+
+  def idf(self, tokens: np.ndarray) -> list[np.ndarray]:
+    """Per n-gram position idf weights, [MAX_N] arrays [..., T - n + 1]."""
+    out = []
+    log_d = np.log(float(self.num_documents))
+    for n in range(1, MAX_N + 1):
+      c = _codes(np.asarray(tokens), n, self.base)
+      known = self.codes[n - 1]
+      df = np.zeros(c.shape)
+      if known.size:
+        where = np.minimum(np.searchsorted(known, c), known.size - 1)
+        hit = (known[where] == c) & (c >= 0)
+        df[hit] = self.counts[n - 1][where[hit]]
+      out.append((log_d - np.log(np.maximum(df, 1.0))).astype(np.float32))
+    return out
+
+
+def _orders(eq1: jax.Array):
+  """eq1 [..., T, T'] token equality -> MAX_N n-gram equality tensors."""
+  eqs = [eq1]
+  for k in range(1, MAX_N):
+    prev = eqs[-1]
+    eqs.append(prev[..., :-1, :-1] & eq1[..., k:, k:])
+  return eqs
+
+
+def _pad_to(x: jax.Array, size: int) -> jax.Array:
+  return x[..., :size]
+
+
+def similarities(hyp: jax.Array, refs: jax.Array, kind: str,
+                 hyp_idf=None, ref_idf=None) -> jax.Array:
+  """Sentence similarity of every hypothesis with every reference.
+
+  Args:
+    hyp: [H, T] int32 word ids (PAD = 0 after the words).
+    refs: [P, T'] int32 word ids.
+    kind: 'bleu' or 'cider' (module docstring).
+    hyp_idf: cider: [MAX_N] arrays [H, T - n + 1] idf weights.
+    ref_idf: cider: [MAX_N] arrays [P, T' - n + 1].
+
+  Returns:
+    [H, P] float32.
+  """
+  if kind not in KINDS:
+    raise ValueError(f'similarity kind must be one of {KINDS}, got {kind!r} '
+                     '(config keys eval.consensus.*).')
+  vh, vr = hyp > 0, refs > 0
+  len_h = vh.sum(-1).astype(jnp.float32)  # [H]
+  len_r = vr.sum(-1).astype(jnp.float32)  # [P]
+  eq_hr = _orders((hyp[:, None, :, None] == refs[None, :, None, :])
+                  & vh[:, None, :, None] & vr[None, :, None, :])
+  eq_hh = _orders((hyp[:, :, None] == hyp[:, None, :])
+                  & vh[:, :, None] & vh[:, None, :])
+  if kind == 'cider':
+    eq_rr = _orders((refs[:, :, None] == refs[:, None, :])
+                    & vr[:, :, None] & vr[:, None, :])
+  per_order = []
+  for k in range(MAX_N):
+    valid_h = vh[:, k:].astype(jnp.float32)  # n-gram at i: words i..i+k
+    count_h = eq_hh[k].sum(-1).astype(jnp.float32)  # [H, T-k]
+    count_hr = eq_hr[k].sum(-1).astype(jnp.float32)  # [H, P, T-k]
+    safe_h = jnp.maximum(count_h, 1.0)[:, None]
+    share = valid_h[:, None] / safe_h  # each occurrence's share of its n-gram
+    clipped = jnp.minimum(count_h[:, None], count_hr)
+    if kind == 'bleu':
+      matches = jnp.sum(clipped * share, -1)  # [H, P]
+      grams_h = jnp.maximum(len_h - k, 0.0)[:, None]
+      grams_r = jnp.maximum(len_r - k, 0.0)[None]
+      precision = matches / jnp.maximum(grams_h, 1.0)
+      recall = matches / jnp.maximum(grams_r, 1.0)
+      f = 2 * precision * recall / jnp.maximum(precision + recall, 1e-30)
+      per_order.append(jnp.where(matches > 0, f, 0.0))
+    else:
+      w_h, w_r = hyp_idf[k] ** 2, ref_idf[k] ** 2  # [H, T-k], [P, T'-k]
+      num = jnp.sum(clipped * count_hr * share * w_h[:, None], -1)
+      norm_h = jnp.sqrt(jnp.sum(valid_h * count_h * w_h, -1))
+      valid_r = vr[:, k:].astype(jnp.float32)
+      count_r = eq_rr[k].sum(-1).astype(jnp.float32)
+      norm_r = jnp.sqrt(jnp.sum(valid_r * count_r * w_r, -1))
+      denom = norm_h[:, None] * norm_r[None]
+      val = jnp.where(denom > 0, num / jnp.where(denom > 0, denom, 1.0), 0.0)
+      delta = (jnp.maximum(len_h - 1, 0)[:, None]
+               - jnp.maximum(len_r - 1, 0)[None])
+      per_order.append(val * jnp.exp(-(delta ** 2) / (2 * SIGMA ** 2)))
+  sims = jnp.mean(jnp.stack(per_order), 0)
+  return sims * 10.0 if kind == 'cider' else sims
+
+
+def nearest(queries: jax.Array, gallery: jax.Array, k: int) -> jax.Array:
+  """Indices [Q, k] of the k gallery rows nearest (Euclidean) each query.
+
+  Args:
+    queries: [Q, D] float.
+    gallery: [N, D] float.
+    k: neighbours (at most N).
+
+  Returns:
+    [Q, k] int32, nearest first (ties: the lower index).
+  """
+  q = queries.astype(jnp.float32)
+  g = gallery.astype(jnp.float32)
+  dist = (jnp.sum(q * q, -1)[:, None] - 2 * q @ g.T
+          + jnp.sum(g * g, -1)[None])
+  return jax.lax.top_k(-dist, min(k, g.shape[0]))[1]
+
+
+def consensus_scores(sims: jax.Array, m: int) -> jax.Array:
+  """[..., H, P] similarities -> [..., H] sums of the m largest."""
+  return jax.lax.top_k(sims, min(m, sims.shape[-1]))[0].sum(-1)
+
+
+@functools.partial(jax.jit, static_argnames=('kind', 'm', 'chunk'))
+def rerank(hyps: jax.Array, neighbour_captions: jax.Array, *, kind: str,
+           m: int, hyp_idf=None, ref_idf=None, chunk: int = 8):
+  """Consensus reranking of n-best lists.
+
+  Args:
+    hyps: [Q, H, T] int32 word ids of each query's hypotheses, best first.
+    neighbour_captions: [Q, P, T'] int32 captions of its k nearest training
+      images (P = k * R; all-PAD rows never match).
+    kind: 'bleu' or 'cider'.
+    m: the largest similarities summed.
+    hyp_idf: cider: [MAX_N] arrays [Q, H, T - n + 1].
+    ref_idf: cider: [MAX_N] arrays [Q, P, T' - n + 1].
+    chunk: queries per step of the loop.
+
+  Returns:
+    `(choice [Q] int32, scores [Q, H] float32)`.
+  """
+  def one(args):
+    h, r, hi, ri = args
+    return consensus_scores(similarities(h, r, kind, hi, ri), m)
+
+  if hyp_idf is None:
+    hyp_idf = [jnp.zeros(hyps.shape[:2] + (1,))] * MAX_N
+    ref_idf = [jnp.zeros(neighbour_captions.shape[:2] + (1,))] * MAX_N
+  q = hyps.shape[0]
+  pad = -q % chunk
+  args = jax.tree.map(
+      lambda x: jnp.pad(x, [(0, pad)] + [(0, 0)] * (x.ndim - 1)),
+      (hyps, neighbour_captions, hyp_idf, ref_idf))
+  args = jax.tree.map(lambda x: x.reshape((-1, chunk) + x.shape[1:]), args)
+  scores = jax.lax.map(lambda a: jax.vmap(one)(a), args)
+  scores = scores.reshape((-1,) + scores.shape[2:])[:q]
+  # argmax takes the first maximum: ties go to the higher beam rank.
+  return jnp.argmax(scores, -1).astype(jnp.int32), scores
+
+
+def oracle(hyps: jax.Array, own_refs: jax.Array, *, kind: str,
+           hyp_idf=None, ref_idf=None, chunk: int = 8):
+  """The oracle: rerank by the mean similarity to the image's own R
+  references (`rerank` with them as neighbours and m = R)."""
+  return rerank(hyps, own_refs, kind=kind, m=own_refs.shape[1],
+                hyp_idf=hyp_idf, ref_idf=ref_idf, chunk=chunk)
