@@ -5,7 +5,6 @@ import collections
 import math
 
 from absl.testing import absltest
-import jax.numpy as jnp
 import numpy as np
 
 from capjax.metrics import consensus
@@ -77,14 +76,11 @@ class ConsensusTest(absltest.TestCase):
 
     neighbours = np.asarray(consensus.nearest(query_feat, train_feat, K))
     neighbour_caps = train_caps[neighbours].reshape(QUERIES, K * R, T)
-    for kind in consensus.KINDS:
-      idf = {}
-      if kind == 'cider':
-        idf = dict(hyp_idf=[jnp.asarray(x) for x in df_table.idf(hyps)],
-                   ref_idf=[jnp.asarray(x)
-                            for x in df_table.idf(neighbour_caps)])
-      choice, scores = consensus.rerank(hyps, neighbour_caps, kind=kind, m=M,
-                                        **idf)
+    result = consensus.rerank(hyps, neighbour_caps, m_bleu=M, m_cider=M - 1,
+                              hyp_idf=df_table.idf(hyps),
+                              ref_idf=df_table.idf(neighbour_caps))
+    for kind, m in (('bleu', M), ('cider', M - 1)):
+      choice, scores = result[kind]
       for q in range(QUERIES):
         order = sorted(range(TRAIN), key=lambda i: (
             float(np.sum((query_feat[q] - train_feat[i]) ** 2)), i))[:K]
@@ -94,7 +90,7 @@ class ConsensusTest(absltest.TestCase):
         for h in hyps[q]:
           sims = [(_bleu_f(_words(h), r) if kind == 'bleu'
                    else _cider(_words(h), r, df, TRAIN)) for r in refs]
-          expected.append(sum(sorted(sims, reverse=True)[:M]))
+          expected.append(sum(sorted(sims, reverse=True)[:m]))
         np.testing.assert_allclose(scores[q], expected, rtol=1e-4,
                                    atol=1e-5, err_msg=kind)
         best = max(range(HYPS), key=lambda j: (expected[j], -j))
@@ -102,13 +98,20 @@ class ConsensusTest(absltest.TestCase):
           self.assertEqual(int(choice[q]), best)
       self.assertIn(int(choice[0]), (0, 1, 3))  # never 2, the later tie
 
-  def test_oracle_uses_the_mean_over_own_references(self):
-    hyps = jnp.array([[[4, 5, 6, 0], [4, 5, 0, 0]]], jnp.int32)
-    own = jnp.array([[[4, 5, 0, 0], [4, 5, 0, 0]]], jnp.int32)
-    choice, scores = consensus.oracle(hyps, own, kind='bleu')
+  def test_oracle_uses_the_own_references(self):
+    hyps = np.array([[[4, 5, 6, 0], [4, 5, 0, 0]]], np.int32)
+    own = np.array([[[4, 5, 0, 0], [4, 5, 0, 0]]], np.int32)
+    others = np.array([[[6, 6, 0, 0]] * 2] * 2, np.int32)
+    df = consensus.DocumentFrequencies.build(
+        np.concatenate([own[0][None], others]), 7)
+    # Padded to 5 references (empty captions), as the evaluator does.
+    result = consensus.oracle(hyps, own, hyp_idf=df.idf(hyps),
+                              ref_idf=df.idf(own), pad_to=5)
+    choice, scores = result['bleu']
     self.assertEqual(int(choice[0]), 1)  # the exact copy of the references
+    # F_1 = F_2 = 1, F_3 = F_4 = 0 against each of the 2 references.
     np.testing.assert_allclose(scores[0, 1], 2 * (1 + 1) / 4, rtol=1e-6)
-
+    self.assertEqual(int(result['cider'][0][0]), 1)
 
 if __name__ == '__main__':
   absltest.main()

@@ -39,7 +39,7 @@ class MRNNEvaluatorsTest(absltest.TestCase):
     cls.meta = {'vocab': vocab.to_json()}
     cls.model = captioning.create(config, len(vocab))
     images = split_data.images(train, 2)
-    cls.params = cls.model.init(jax.random.key(0), images,
+    cls.params = jax.jit(cls.model.init)(jax.random.key(0), images,
                                 np.ones((2, 4), np.int32))
     cls.mesh = parallel.make_mesh()
 
@@ -92,7 +92,9 @@ class MRNNEvaluatorsTest(absltest.TestCase):
                           metrics=tuple(self.config.eval.metrics))
     self.assertAlmostEqual(metrics['original/CIDEr'], expected['CIDEr'])
     # The oracle's choice maximises the similarity to the own references.
-    _, oracle_scores = consensus.oracle(hyps, evaluator.own, kind='bleu')
+    _, oracle_scores = consensus.oracle(
+        hyps, evaluator.own, hyp_idf=evaluator.df.idf(hyps),
+        ref_idf=evaluator.df.idf(evaluator.own))['bleu']
     picked = np.asarray(oracle_scores)[np.arange(8), chosen['bleu_oracle']]
     np.testing.assert_allclose(picked, np.asarray(oracle_scores).max(-1))
 

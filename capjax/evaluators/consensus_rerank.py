@@ -15,7 +15,6 @@ scored with the COCO metrics (and caption accuracy on shapes); keys `<row>/<metr
 import os
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
@@ -130,19 +129,17 @@ class Evaluator:
     neighbours = np.asarray(consensus.nearest(query, train, c.k))
     refs = self.train_caps[neighbours].reshape(len(hyps), -1,
                                                self.train_caps.shape[-1])
-    idf = lambda x: [jnp.asarray(a) for a in self.df.idf(x)]  # pylint: disable=unnecessary-lambda-assignment
-    hyp_idf = idf(hyps)
+    hyp_idf = self.df.idf(hyps)
+    consensus_choice = consensus.rerank(
+        hyps, refs, m_bleu=c.m_bleu, m_cider=c.m_cider, hyp_idf=hyp_idf,
+        ref_idf=self.df.idf(refs))
+    oracle_choice = consensus.oracle(
+        hyps, self.own, hyp_idf=hyp_idf, ref_idf=self.df.idf(self.own),
+        pad_to=refs.shape[1])
     out = {'hyps': hyps, 'original': np.zeros(len(hyps), np.int32)}
-    out['bleu'] = np.asarray(consensus.rerank(hyps, refs, kind='bleu',
-                                              m=c.m_bleu)[0])
-    out['cider'] = np.asarray(consensus.rerank(
-        hyps, refs, kind='cider', m=c.m_cider, hyp_idf=hyp_idf,
-        ref_idf=idf(refs))[0])
-    out['bleu_oracle'] = np.asarray(consensus.oracle(hyps, self.own,
-                                                     kind='bleu')[0])
-    out['cider_oracle'] = np.asarray(consensus.oracle(
-        hyps, self.own, kind='cider', hyp_idf=hyp_idf,
-        ref_idf=idf(self.own))[0])
+    for kind in consensus.KINDS:
+      out[kind] = np.asarray(consensus_choice[kind][0])
+      out[f'{kind}_oracle'] = np.asarray(oracle_choice[kind][0])
     return out
 
   def run(self, params) -> dict[str, float]:

@@ -51,21 +51,21 @@ class Evaluator:
     self.weights = (self.targets != 0).astype(np.float32)
     train = split_data.open_split(config, 'train')
     self.prior_images = split_data.images(train, e.prior_images)
-    common = dict(num_sentences=self.inputs.shape[0], chunk=e.chunk,
-                  mesh=self.mesh)
+    # The split's and the prior images in one program: the sentence-only
+    # work is done once for both, and it compiles once.
     self._score = likelihood.compile_scorer(
-        model, num_images=self.images.shape[0], **common)
-    self._prior = likelihood.compile_scorer(
-        model, num_images=self.prior_images.shape[0], **common)
+        model, num_images=len(self.images) + len(self.prior_images),
+        num_sentences=self.inputs.shape[0], chunk=e.chunk, mesh=self.mesh)
     self.fast = likelihood.supports_fast(model)
     self.metrics: dict[str, float] = {}
 
   def scores(self, params) -> tuple[np.ndarray, np.ndarray]:
     """(log P(s | I) [N, S], log P(s | I') [N', S]) for the split."""
-    args = (self.inputs, self.targets, self.weights)
     params = parallel.replicate(params, self.mesh)
-    return (np.asarray(self._score(params, self.images, *args)),
-            np.asarray(self._prior(params, self.prior_images, *args)))
+    both = np.asarray(self._score(
+        params, np.concatenate([self.images, self.prior_images]),
+        self.inputs, self.targets, self.weights))
+    return both[:len(self.images)], both[len(self.images):]
 
   def run(self, params) -> dict[str, float]:
     """The metrics of the module docstring."""

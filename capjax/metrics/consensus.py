@@ -41,7 +41,7 @@ import numpy as np
 
 MAX_N = 4
 SIGMA = 6.0
-KINDS = ('bleu', 'cider')
+KINDS = ('bleu', 'cider')  # the order of `rerank`'s score rows
 
 
 def _codes(tokens: np.ndarray, n: int, base: int) -> np.ndarray:
@@ -115,27 +115,21 @@ def _orders(eq1: jax.Array):
   return eqs
 
 
-def _pad_to(x: jax.Array, size: int) -> jax.Array:
-  return x[..., :size]
+def similarities(hyp: jax.Array, refs: jax.Array, hyp_idf,
+                 ref_idf) -> dict[str, jax.Array]:
+  """Sentence similarities of every hypothesis with every reference.
 
-
-def similarities(hyp: jax.Array, refs: jax.Array, kind: str,
-                 hyp_idf=None, ref_idf=None) -> jax.Array:
-  """Sentence similarity of every hypothesis with every reference.
+  Both kinds at once: they share the n-gram equality tensors.
 
   Args:
     hyp: [H, T] int32 word ids (PAD = 0 after the words).
     refs: [P, T'] int32 word ids.
-    kind: 'bleu' or 'cider' (module docstring).
-    hyp_idf: cider: [MAX_N] arrays [H, T - n + 1] idf weights.
-    ref_idf: cider: [MAX_N] arrays [P, T' - n + 1].
+    hyp_idf: [MAX_N] arrays [H, T - n + 1] idf weights (for CIDEr-D).
+    ref_idf: [MAX_N] arrays [P, T' - n + 1].
 
   Returns:
-    [H, P] float32.
+    {'bleu': [H, P], 'cider': [H, P]} float32 (module docstring).
   """
-  if kind not in KINDS:
-    raise ValueError(f'similarity kind must be one of {KINDS}, got {kind!r} '
-                     '(config keys eval.consensus.*).')
   vh, vr = hyp > 0, refs > 0
   len_h = vh.sum(-1).astype(jnp.float32)  # [H]
   len_r = vr.sum(-1).astype(jnp.float32)  # [P]
@@ -143,39 +137,36 @@ def similarities(hyp: jax.Array, refs: jax.Array, kind: str,
                   & vh[:, None, :, None] & vr[None, :, None, :])
   eq_hh = _orders((hyp[:, :, None] == hyp[:, None, :])
                   & vh[:, :, None] & vh[:, None, :])
-  if kind == 'cider':
-    eq_rr = _orders((refs[:, :, None] == refs[:, None, :])
-                    & vr[:, :, None] & vr[:, None, :])
-  per_order = []
+  eq_rr = _orders((refs[:, :, None] == refs[:, None, :])
+                  & vr[:, :, None] & vr[:, None, :])
+  delta = (jnp.maximum(len_h - 1, 0)[:, None]
+           - jnp.maximum(len_r - 1, 0)[None])  # bigram counts, as the toolkit
+  length_penalty = jnp.exp(-(delta ** 2) / (2 * SIGMA ** 2))
+  bleu, cider = [], []
   for k in range(MAX_N):
     valid_h = vh[:, k:].astype(jnp.float32)  # n-gram at i: words i..i+k
     count_h = eq_hh[k].sum(-1).astype(jnp.float32)  # [H, T-k]
     count_hr = eq_hr[k].sum(-1).astype(jnp.float32)  # [H, P, T-k]
-    safe_h = jnp.maximum(count_h, 1.0)[:, None]
-    share = valid_h[:, None] / safe_h  # each occurrence's share of its n-gram
+    # Each occurrence carries 1 / count of its n-gram: sums over positions
+    # become sums over distinct n-grams.
+    share = valid_h[:, None] / jnp.maximum(count_h, 1.0)[:, None]
     clipped = jnp.minimum(count_h[:, None], count_hr)
-    if kind == 'bleu':
-      matches = jnp.sum(clipped * share, -1)  # [H, P]
-      grams_h = jnp.maximum(len_h - k, 0.0)[:, None]
-      grams_r = jnp.maximum(len_r - k, 0.0)[None]
-      precision = matches / jnp.maximum(grams_h, 1.0)
-      recall = matches / jnp.maximum(grams_r, 1.0)
-      f = 2 * precision * recall / jnp.maximum(precision + recall, 1e-30)
-      per_order.append(jnp.where(matches > 0, f, 0.0))
-    else:
-      w_h, w_r = hyp_idf[k] ** 2, ref_idf[k] ** 2  # [H, T-k], [P, T'-k]
-      num = jnp.sum(clipped * count_hr * share * w_h[:, None], -1)
-      norm_h = jnp.sqrt(jnp.sum(valid_h * count_h * w_h, -1))
-      valid_r = vr[:, k:].astype(jnp.float32)
-      count_r = eq_rr[k].sum(-1).astype(jnp.float32)
-      norm_r = jnp.sqrt(jnp.sum(valid_r * count_r * w_r, -1))
-      denom = norm_h[:, None] * norm_r[None]
-      val = jnp.where(denom > 0, num / jnp.where(denom > 0, denom, 1.0), 0.0)
-      delta = (jnp.maximum(len_h - 1, 0)[:, None]
-               - jnp.maximum(len_r - 1, 0)[None])
-      per_order.append(val * jnp.exp(-(delta ** 2) / (2 * SIGMA ** 2)))
-  sims = jnp.mean(jnp.stack(per_order), 0)
-  return sims * 10.0 if kind == 'cider' else sims
+    matches = jnp.sum(clipped * share, -1)  # [H, P]
+    precision = matches / jnp.maximum(len_h - k, 1.0)[:, None]
+    recall = matches / jnp.maximum(len_r - k, 1.0)[None]
+    f = 2 * precision * recall / jnp.maximum(precision + recall, 1e-30)
+    bleu.append(jnp.where(matches > 0, f, 0.0))
+    w_h, w_r = hyp_idf[k] ** 2, ref_idf[k] ** 2  # [H, T-k], [P, T'-k]
+    num = jnp.sum(clipped * count_hr * share * w_h[:, None], -1)
+    norm_h = jnp.sqrt(jnp.sum(valid_h * count_h * w_h, -1))
+    valid_r = vr[:, k:].astype(jnp.float32)
+    count_r = eq_rr[k].sum(-1).astype(jnp.float32)
+    norm_r = jnp.sqrt(jnp.sum(valid_r * count_r * w_r, -1))
+    denom = norm_h[:, None] * norm_r[None]
+    val = jnp.where(denom > 0, num / jnp.where(denom > 0, denom, 1.0), 0.0)
+    cider.append(val * length_penalty)
+  return {'bleu': jnp.mean(jnp.stack(bleu), 0),
+          'cider': 10.0 * jnp.mean(jnp.stack(cider), 0)}
 
 
 def nearest(queries: jax.Array, gallery: jax.Array, k: int) -> jax.Array:
@@ -196,51 +187,81 @@ def nearest(queries: jax.Array, gallery: jax.Array, k: int) -> jax.Array:
   return jax.lax.top_k(-dist, min(k, g.shape[0]))[1]
 
 
-def consensus_scores(sims: jax.Array, m: int) -> jax.Array:
-  """[..., H, P] similarities -> [..., H] sums of the m largest."""
-  return jax.lax.top_k(sims, min(m, sims.shape[-1]))[0].sum(-1)
+def consensus_scores(sims: jax.Array, m: jax.typing.ArrayLike) -> jax.Array:
+  """[..., H, P] similarities -> [..., H] sums of the m largest.
+
+  `m` is an array, not a static value: one compiled program serves every m
+  (and the oracle, whose references are padded with empty captions: their
+  similarity, 0, is never above a real one).
+  """
+  ranked = -jnp.sort(-sims, axis=-1)
+  keep = jnp.arange(sims.shape[-1]) < m
+  return jnp.sum(jnp.where(keep, ranked, 0.0), -1)
 
 
-@functools.partial(jax.jit, static_argnames=('kind', 'm', 'chunk'))
-def rerank(hyps: jax.Array, neighbour_captions: jax.Array, *, kind: str,
-           m: int, hyp_idf=None, ref_idf=None, chunk: int = 8):
-  """Consensus reranking of n-best lists.
+@functools.partial(jax.jit, static_argnames=('chunk',))
+def _scores(hyps, refs, m, hyp_idf, ref_idf, chunk):
+  def one(args):
+    h, r, hi, ri = args
+    sims = similarities(h, r, hi, ri)
+    return jnp.stack([consensus_scores(sims['bleu'], m[0]),
+                      consensus_scores(sims['cider'], m[1])])
+
+  q = hyps.shape[0]
+  pad = -q % chunk
+  args = jax.tree.map(
+      lambda x: jnp.pad(x, [(0, pad)] + [(0, 0)] * (x.ndim - 1)),
+      (hyps, refs, hyp_idf, ref_idf))
+  args = jax.tree.map(lambda x: x.reshape((-1, chunk) + x.shape[1:]), args)
+  scores = jax.lax.map(jax.vmap(one), args)  # [Q / chunk, chunk, 2, H]
+  return scores.reshape((-1,) + scores.shape[2:])[:q]
+
+
+def rerank(hyps, neighbour_captions, *, m_bleu: int, m_cider: int,
+           hyp_idf, ref_idf, chunk: int = 8) -> dict[str, tuple]:
+  """Consensus reranking of n-best lists, by BLEU and by CIDEr-D.
 
   Args:
     hyps: [Q, H, T] int32 word ids of each query's hypotheses, best first.
     neighbour_captions: [Q, P, T'] int32 captions of its k nearest training
       images (P = k * R; all-PAD rows never match).
-    kind: 'bleu' or 'cider'.
-    m: the largest similarities summed.
-    hyp_idf: cider: [MAX_N] arrays [Q, H, T - n + 1].
-    ref_idf: cider: [MAX_N] arrays [Q, P, T' - n + 1].
+    m_bleu: the largest BLEU similarities summed.
+    m_cider: the largest CIDEr-D similarities summed.
+    hyp_idf: [MAX_N] arrays [Q, H, T - n + 1] (`DocumentFrequencies.idf`).
+    ref_idf: [MAX_N] arrays [Q, P, T' - n + 1].
     chunk: queries per step of the loop.
 
   Returns:
-    `(choice [Q] int32, scores [Q, H] float32)`.
+    {'bleu': (choice [Q] int32, scores [Q, H]), 'cider': (...)}; the choice
+    is the first best (ties go to the higher beam rank).
   """
-  def one(args):
-    h, r, hi, ri = args
-    return consensus_scores(similarities(h, r, kind, hi, ri), m)
-
-  if hyp_idf is None:
-    hyp_idf = [jnp.zeros(hyps.shape[:2] + (1,))] * MAX_N
-    ref_idf = [jnp.zeros(neighbour_captions.shape[:2] + (1,))] * MAX_N
-  q = hyps.shape[0]
-  pad = -q % chunk
-  args = jax.tree.map(
-      lambda x: jnp.pad(x, [(0, pad)] + [(0, 0)] * (x.ndim - 1)),
-      (hyps, neighbour_captions, hyp_idf, ref_idf))
-  args = jax.tree.map(lambda x: x.reshape((-1, chunk) + x.shape[1:]), args)
-  scores = jax.lax.map(lambda a: jax.vmap(one)(a), args)
-  scores = scores.reshape((-1,) + scores.shape[2:])[:q]
-  # argmax takes the first maximum: ties go to the higher beam rank.
-  return jnp.argmax(scores, -1).astype(jnp.int32), scores
+  m = jnp.array([m_bleu, m_cider], jnp.int32)
+  scores = _scores(jnp.asarray(hyps), jnp.asarray(neighbour_captions), m,
+                   [jnp.asarray(x) for x in hyp_idf],
+                   [jnp.asarray(x) for x in ref_idf], chunk)
+  return {kind: (jnp.argmax(scores[:, i], -1).astype(jnp.int32),
+                 scores[:, i]) for i, kind in enumerate(KINDS)}
 
 
-def oracle(hyps: jax.Array, own_refs: jax.Array, *, kind: str,
-           hyp_idf=None, ref_idf=None, chunk: int = 8):
-  """The oracle: rerank by the mean similarity to the image's own R
-  references (`rerank` with them as neighbours and m = R)."""
-  return rerank(hyps, own_refs, kind=kind, m=own_refs.shape[1],
-                hyp_idf=hyp_idf, ref_idf=ref_idf, chunk=chunk)
+def oracle(hyps, own_refs, *, hyp_idf, ref_idf, pad_to: int = 0,
+           chunk: int = 8) -> dict[str, tuple]:
+  """The oracle: rerank by the similarity to the image's own R references
+  (their sum, i.e. R times the mean).
+
+  Args:
+    hyps: [Q, H, T] as for `rerank`.
+    own_refs: [Q, R, T'] the image's own reference captions.
+    hyp_idf: as for `rerank`.
+    ref_idf: [MAX_N] arrays [Q, R, T' - n + 1].
+    pad_to: pad the references with empty captions to this many (the
+      neighbours' count), so that `rerank`'s compiled program is reused.
+    chunk: queries per step of the loop.
+
+  Returns:
+    As `rerank`.
+  """
+  r = own_refs.shape[1]
+  extra = max(pad_to - r, 0)
+  pad = lambda x: np.pad(np.asarray(x), [(0, 0), (0, extra), (0, 0)])  # pylint: disable=unnecessary-lambda-assignment
+  return rerank(hyps, pad(own_refs), m_bleu=r, m_cider=r, hyp_idf=hyp_idf,
+                ref_idf=[pad(x) for x in ref_idf], chunk=chunk)
