@@ -99,14 +99,18 @@ class ConsensusTest(absltest.TestCase):
       self.assertIn(int(choice[0]), (0, 1, 3))  # never 2, the later tie
 
   def test_oracle_uses_the_own_references(self):
-    hyps = np.array([[[4, 5, 6, 0], [4, 5, 0, 0]]], np.int32)
-    own = np.array([[[4, 5, 0, 0], [4, 5, 0, 0]]], np.int32)
-    others = np.array([[[6, 6, 0, 0]] * 2] * 2, np.int32)
+    # Shapes as in the test above (padded to K * R references, as the
+    # evaluator does), so the compiled program is shared.
+    hyps = np.zeros((QUERIES, HYPS, T), np.int32)
+    hyps[0, :2, :3] = [[4, 5, 6], [4, 5, 0]]
+    own = np.zeros((QUERIES, R, T), np.int32)
+    own[0, :2, :2] = [4, 5]
+    others = np.zeros((2, R, T), np.int32)
+    others[..., 0] = 6
     df = consensus.DocumentFrequencies.build(
-        np.concatenate([own[0][None], others]), 7)
-    # Padded to 5 references (empty captions), as the evaluator does.
+        np.concatenate([own[:1], others]), VOCAB)
     result = consensus.oracle(hyps, own, hyp_idf=df.idf(hyps),
-                              ref_idf=df.idf(own), pad_to=5)
+                              ref_idf=df.idf(own), pad_to=K * R)
     choice, scores = result['bleu']
     self.assertEqual(int(choice[0]), 1)  # the exact copy of the references
     # F_1 = F_2 = 1, F_3 = F_4 = 0 against each of the 2 references.

@@ -52,9 +52,13 @@ def _loop(model, params, images, inputs, targets, weights):
 
 class LikelihoodTest(parameterized.TestCase):
 
-  @parameterized.parameters(('mrnn', 'mrnn', True), ('mrnn', 'mrnn-shared',
-                                                     True),
-                            ('mrnn', 'VisualInRnn', False),
+  def test_only_image_free_recurrences_take_the_fast_path(self):
+    self.assertTrue(likelihood.supports_fast(_model('mrnn', 'mrnn')))
+    self.assertTrue(likelihood.supports_fast(_model('mrnn', 'RNN-Base')))
+    self.assertFalse(likelihood.supports_fast(_model('mrnn', 'VisualInRnn')))
+    self.assertFalse(likelihood.supports_fast(_model('show_tell')))
+
+  @parameterized.parameters(('mrnn', 'mrnn-shared', True),
                             ('show_tell', 'mrnn', False))
   def test_all_pairs_match_a_forward_pass_per_pair(self, decoder, variant,
                                                    fast):
