@@ -8,8 +8,10 @@ The hypotheses are reranked by BLEU-consensus (sum of the `m_bleu` largest
 sentence-BLEU similarities) and by CIDEr-consensus (`m_cider`, CIDEr-D with
 training document frequencies), and by both oracles (the mean similarity to
 the image's own references); see `capjax.metrics.consensus`. Each choice is
-scored with the COCO metrics (and caption accuracy on shapes); keys `<row>/<metric>` with rows `original`
-(the top beam), `bleu`, `cider`, `bleu_oracle` and `cider_oracle`.
+scored with the COCO metrics (and caption accuracy on shapes); keys
+`<row>/<metric>` with rows `original` (the top beam), `bleu`, `cider`,
+`bleu_oracle` and `cider_oracle`, and `<row>/changed`, the share of images
+whose choice is not the top beam.
 """
 
 import os

@@ -71,11 +71,11 @@ class Evaluator:
     """The metrics of the module docstring."""
     raw, prior = self.scores(params)
     eq7 = likelihood.normalised(raw, prior)
-    if self.folds > 1:
-      evaluate = lambda s: retrieval.evaluate_folds(  # pylint: disable=g-long-lambda
-          s, self.caption_image, self.folds)
-    else:
-      evaluate = lambda s: retrieval.evaluate(s, self.caption_image)
+    def evaluate(s):
+      if self.folds > 1:
+        return retrieval.evaluate_folds(s, self.caption_image, self.folds)
+      return retrieval.evaluate(s, self.caption_image)
+
     by_raw, by_eq7 = evaluate(raw), evaluate(eq7)
     out = {k: v for k, v in by_raw.items() if k.startswith('t2i_')}
     out.update({k: v for k, v in by_eq7.items() if k.startswith('i2t_')})

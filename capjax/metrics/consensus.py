@@ -262,6 +262,9 @@ def oracle(hyps, own_refs, *, hyp_idf, ref_idf, pad_to: int = 0,
   """
   r = own_refs.shape[1]
   extra = max(pad_to - r, 0)
-  pad = lambda x: np.pad(np.asarray(x), [(0, 0), (0, extra), (0, 0)])  # pylint: disable=unnecessary-lambda-assignment
+
+  def pad(x):
+    return np.pad(np.asarray(x), [(0, 0), (0, extra), (0, 0)])
+
   return rerank(hyps, pad(own_refs), m_bleu=r, m_cider=r, hyp_idf=hyp_idf,
                 ref_idf=[pad(x) for x in ref_idf], chunk=chunk)
