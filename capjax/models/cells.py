@@ -9,8 +9,8 @@ A cell splits its work the way a fast recurrent layer must:
 * `scan(carry, x_proj)`: the whole sequence. With `fused=True` (the default)
   it runs `lstm_recurrence`/`gru_recurrence`/`relu_recurrence`: a
   `lax.scan` with a hand-written backward pass that keeps the per-step work
-  to `dgates @ W_hh^T` and computes the recurrent weight gradient once, as one `[T*B, H]^T @ [T*B, G]` matmul,
-  instead of one small matmul per step. With `fused=False` it runs
+  to `dgates @ W_hh^T` and computes the recurrent weight gradient once, as
+  one `[T*B, H]^T @ [T*B, G]` matmul, instead of one small matmul per step. With `fused=False` it runs
   `nn.scan` over `step` and lets autodiff do the rest; the two are tested to
   give the same values and gradients.
 
