@@ -10,9 +10,9 @@ A cell splits its work the way a fast recurrent layer must:
   it runs `lstm_recurrence`/`gru_recurrence`/`relu_recurrence`: a
   `lax.scan` with a hand-written backward pass that keeps the per-step work
   to `dgates @ W_hh^T` and computes the recurrent weight gradient once, as
-  one `[T*B, H]^T @ [T*B, G]` matmul, instead of one small matmul per step. With `fused=False` it runs
-  `nn.scan` over `step` and lets autodiff do the rest; the two are tested to
-  give the same values and gradients.
+  one `[T*B, H]^T @ [T*B, G]` matmul, instead of one small matmul per step.
+  With `fused=False` it runs `nn.scan` over `step` and lets autodiff do the
+  rest; the two are tested to give the same values and gradients.
 
 Gate layout: LSTM `(i, f, g, o)`, GRU `(r, z, n)` with the reset gate applied
 after the recurrent matmul (the cuDNN convention). The ReLU cell is the m-RNN
