@@ -97,6 +97,14 @@ class MRNNEvaluatorsTest(absltest.TestCase):
         ref_idf=evaluator.df.idf(evaluator.own))['bleu']
     picked = np.asarray(oracle_scores)[np.arange(8), chosen['bleu_oracle']]
     np.testing.assert_allclose(picked, np.asarray(oracle_scores).max(-1))
+    # The k/m sweep (similarities once, numpy top-m) agrees with `run`.
+    c = self.config.eval.consensus
+    records = evaluator.sweep(self.params, [c.k], [c.m_cider, c.m_bleu])
+    found = {(r['kind'], r['m']): r for r in records}
+    self.assertAlmostEqual(found['bleu', c.m_bleu]['Bleu_4'],
+                           metrics['bleu/Bleu_4'])
+    self.assertAlmostEqual(found['cider', c.m_cider]['CIDEr'],
+                           metrics['cider/CIDEr'])
 
 if __name__ == '__main__':
   absltest.main()

@@ -13,7 +13,8 @@ r"""The m-RNN figures of the README from trained shapes workdirs.
 `table9` reads each variant's `eval/test_metrics.json` (greedy decoding, as
 training evaluates); `retrieval` runs the `likelihood_retrieval` evaluator on
 the test split of `--retrieval_variant`; `rerank` runs `consensus_rerank` on
-`--rerank_splits` with `--rerank_variant` (the paper reranks m-RNN-shared).
+`--rerank_splits` with `--rerank_variant` (the paper reranks m-RNN-shared);
+`sweep` chooses k and m on the validation split (`--sweep_k`, `--sweep_m`).
 """
 
 import json
@@ -52,6 +53,10 @@ _RERANK_SPLITS = flags.DEFINE_list('rerank_splits', ['validation', 'test'],
                                    'rerank: splits.')
 _RERANK_IMAGES = flags.DEFINE_integer(
     'rerank_images', 0, 'rerank: first N images of each split (0 = all).')
+_SWEEP_K = flags.DEFINE_list('sweep_k', ['20', '40', '60'],
+                             'sweep: numbers of nearest training images.')
+_SWEEP_M = flags.DEFINE_list('sweep_m', ['25', '75', '125', '175'],
+                             'sweep: numbers of similarities summed.')
 _SPACE = flags.DEFINE_string('space', 'refined',
                              'rerank: kNN space, refined | raw.')
 
@@ -136,6 +141,20 @@ def rerank_table(workdir: str, splits) -> str:
   return '\n\n'.join(out)
 
 
+def sweep_table(workdir: str) -> str:
+  """k and m of both consensus rerankings on the validation split."""
+  config, meta, model, params = _restore(workdir)
+  config.eval.max_examples = _RERANK_IMAGES.value
+  config.eval.consensus.space = _SPACE.value
+  evaluator = consensus_rerank.Evaluator(config, None, model, meta,
+                                         'validation')
+  records = evaluator.sweep(params, [int(k) for k in _SWEEP_K.value],
+                            [int(m) for m in _SWEEP_M.value])
+  rows = [[r['kind'], str(r['k']), str(r['m']), f'{r["Bleu_4"]:.3f}',
+           f'{r["CIDEr"]:.3f}'] for r in records]
+  return _table(('kind', 'k', 'm', 'Bleu_4', 'CIDEr'), rows)
+
+
 def main(argv):
   del argv
   runs = _RUNS.value
@@ -148,9 +167,12 @@ def main(argv):
     elif what == 'rerank':
       print(rerank_table(os.path.join(runs, _RERANK_VARIANT.value),
                          _RERANK_SPLITS.value), flush=True)
+    elif what == 'sweep':
+      print(sweep_table(os.path.join(runs, _RERANK_VARIANT.value)),
+            flush=True)
     else:
       raise app.UsageError(f'--what: unknown {what!r}; choose from table9, '
-                           'retrieval, rerank.')
+                           'retrieval, rerank, sweep.')
     print()
 
 

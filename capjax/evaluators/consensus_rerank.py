@@ -17,6 +17,7 @@ whose choice is not the top beam.
 import os
 
 import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
@@ -143,6 +144,41 @@ class Evaluator:
       out[kind] = np.asarray(consensus_choice[kind][0])
       out[f'{kind}_oracle'] = np.asarray(oracle_choice[kind][0])
     return out
+
+  def sweep(self, params, ks, ms) -> list[dict]:
+    """BLEU-4 and CIDEr of both consensus rerankings for each (k, m).
+
+    The hypotheses, features and the similarities to the max(ks) nearest
+    images' captions are computed once; k keeps the nearest k of them.
+
+    Returns:
+      One record per (kind, k, m): {'kind', 'k', 'm', 'Bleu_4', 'CIDEr'}.
+    """
+    params = parallel.replicate(params, self.mesh)
+    hyps, query = self.hypotheses(params)
+    train = self.train_features(params)
+    neighbours = np.asarray(consensus.nearest(query, train, max(ks)))
+    per_image = self.train_caps.shape[1]
+    refs = self.train_caps[neighbours].reshape(len(hyps), -1,
+                                               self.train_caps.shape[-1])
+    sims = np.asarray(consensus.similarity_matrix(
+        hyps, refs, [jnp.asarray(x) for x in self.df.idf(hyps)],
+        [jnp.asarray(x) for x in self.df.idf(refs)]))
+    records = []
+    for k in ks:
+      ranked = -np.sort(-sims[..., :k * per_image], axis=-1)
+      sums = np.cumsum(ranked, axis=-1)  # [Q, 2, H, k * R]
+      for m in ms:
+        for i, kind in enumerate(consensus.KINDS):
+          choice = np.argmax(sums[:, i, :, min(m, sums.shape[-1]) - 1], -1)
+          picks = hyps[np.arange(len(hyps)), choice]
+          results = {j: self.vocab.decode(ids)
+                     for j, ids in zip(self.image_ids, picks)}
+          scores = coco.score(self.references, results,
+                              metrics=('bleu', 'cider'))
+          records.append(dict(kind=kind, k=k, m=m, Bleu_4=scores['Bleu_4'],
+                              CIDEr=scores['CIDEr']))
+    return records
 
   def run(self, params) -> dict[str, float]:
     """COCO metrics of every row of the module docstring."""

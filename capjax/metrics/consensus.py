@@ -190,9 +190,8 @@ def nearest(queries: jax.Array, gallery: jax.Array, k: int) -> jax.Array:
 def consensus_scores(sims: jax.Array, m: jax.typing.ArrayLike) -> jax.Array:
   """[..., H, P] similarities -> [..., H] sums of the m largest.
 
-  `m` is an array, not a static value: one compiled program serves every m
-  (and the oracle, whose references are padded with empty captions: their
-  similarity, 0, is never above a real one).
+  The oracle pads its references with empty captions: their similarity,
+  0, is never above a real one, so `similarity_matrix` compiles once.
   """
   ranked = -jnp.sort(-sims, axis=-1)
   keep = jnp.arange(sims.shape[-1]) < m
@@ -200,12 +199,19 @@ def consensus_scores(sims: jax.Array, m: jax.typing.ArrayLike) -> jax.Array:
 
 
 @functools.partial(jax.jit, static_argnames=('chunk',))
-def _scores(hyps, refs, m, hyp_idf, ref_idf, chunk):
+def similarity_matrix(hyps, refs, hyp_idf, ref_idf, chunk: int = 8):
+  """Both similarities of every query's hypotheses and references.
+
+  Args:
+    hyps: [Q, H, T] int32; refs: [Q, P, T'] int32; idfs as for `rerank`.
+    chunk: queries per step of the loop.
+
+  Returns:
+    [Q, 2, H, P] float32, BLEU then CIDEr-D (the order of `KINDS`).
+  """
   def one(args):
-    h, r, hi, ri = args
-    sims = similarities(h, r, hi, ri)
-    return jnp.stack([consensus_scores(sims['bleu'], m[0]),
-                      consensus_scores(sims['cider'], m[1])])
+    sims = similarities(*args)
+    return jnp.stack([sims[kind] for kind in KINDS])
 
   q = hyps.shape[0]
   pad = -q % chunk
@@ -213,8 +219,8 @@ def _scores(hyps, refs, m, hyp_idf, ref_idf, chunk):
       lambda x: jnp.pad(x, [(0, pad)] + [(0, 0)] * (x.ndim - 1)),
       (hyps, refs, hyp_idf, ref_idf))
   args = jax.tree.map(lambda x: x.reshape((-1, chunk) + x.shape[1:]), args)
-  scores = jax.lax.map(jax.vmap(one), args)  # [Q / chunk, chunk, 2, H]
-  return scores.reshape((-1,) + scores.shape[2:])[:q]
+  sims = jax.lax.map(jax.vmap(one), args)
+  return sims.reshape((-1,) + sims.shape[2:])[:q]
 
 
 def rerank(hyps, neighbour_captions, *, m_bleu: int, m_cider: int,
@@ -235,12 +241,14 @@ def rerank(hyps, neighbour_captions, *, m_bleu: int, m_cider: int,
     {'bleu': (choice [Q] int32, scores [Q, H]), 'cider': (...)}; the choice
     is the first best (ties go to the higher beam rank).
   """
-  m = jnp.array([m_bleu, m_cider], jnp.int32)
-  scores = _scores(jnp.asarray(hyps), jnp.asarray(neighbour_captions), m,
-                   [jnp.asarray(x) for x in hyp_idf],
-                   [jnp.asarray(x) for x in ref_idf], chunk)
-  return {kind: (jnp.argmax(scores[:, i], -1).astype(jnp.int32),
-                 scores[:, i]) for i, kind in enumerate(KINDS)}
+  sims = similarity_matrix(jnp.asarray(hyps), jnp.asarray(neighbour_captions),
+                           [jnp.asarray(x) for x in hyp_idf],
+                           [jnp.asarray(x) for x in ref_idf], chunk)
+  out = {}
+  for i, (kind, m) in enumerate(zip(KINDS, (m_bleu, m_cider))):
+    scores = consensus_scores(sims[:, i], m)
+    out[kind] = (jnp.argmax(scores, -1).astype(jnp.int32), scores)
+  return out
 
 
 def oracle(hyps, own_refs, *, hyp_idf, ref_idf, pad_to: int = 0,
