@@ -9,6 +9,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from capjax.models.captioners import mrnn
+from configs.mrnn import flickr8k as mrnn_flickr8k
+from configs.mrnn import shapes as mrnn_shapes
 
 BATCH, DIM, TIME, VOCAB = 3, 5, 6, 11
 VARIANTS = sorted(mrnn.VARIANTS)
@@ -105,6 +107,15 @@ class MRNNTest(parameterized.TestCase):
     image = model.apply(params, features, method='prepare')['image_mm']
     again = model.apply(params, states + image[:, None], method='predict')
     np.testing.assert_allclose(again, logits, rtol=1e-5, atol=1e-6)
+
+  def test_configs_build_every_variant(self):
+    for variant in VARIANTS:
+      for config in (mrnn_shapes, mrnn_flickr8k):
+        c = config.get_config(f'tiny,variant={variant}')
+        self.assertEqual(c.model.mrnn.variant, variant)
+        self.assertEqual(c.model.decoder, 'mrnn')
+    with self.assertRaisesRegex(ValueError, 'model.mrnn.variant'):
+      mrnn_shapes.get_config('variant=VisualInRNN')  # case matters
 
   def test_unknown_variant_names_the_config_key(self):
     with self.assertRaisesRegex(ValueError, 'model.mrnn.variant'):
