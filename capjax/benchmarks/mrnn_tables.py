@@ -105,8 +105,8 @@ def retrieval_table(workdir: str) -> str:
   pairs = m['num_images'] * m['num_sentences']
   rows = []
   for name, prefix in (('image -> sentence, Eq. 7', 'i2t_'),
-                       ('image -> sentence, P(s|I)', 'i2t_unnorm_'),
-                       ('sentence -> image, P(s|I)', 't2i_')):
+                       ('image -> sentence, P(s \\| I)', 'i2t_unnorm_'),
+                       ('sentence -> image, P(s \\| I)', 't2i_')):
     rows.append([name] + [f'{m[prefix + k]:.1f}'
                           for k in ('r1', 'r5', 'r10', 'medr')])
   return (_table(('direction', 'R@1', 'R@5', 'R@10', 'Med r'), rows)
