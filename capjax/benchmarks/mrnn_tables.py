@@ -18,6 +18,7 @@ the test split of `--retrieval_variant`; `rerank` runs `consensus_rerank` on
 """
 
 import json
+import math
 import os
 import time
 
@@ -74,14 +75,16 @@ def table9(runs: str) -> str:
   for variant in VARIANTS:
     path = os.path.join(runs, variant, 'eval', 'test_metrics.json')
     if not os.path.exists(path):
-      rows.append([variant] + ['not run'] * (len(CAPTION_METRICS) + 1))
+      rows.append([variant] + ['not run'] * (len(CAPTION_METRICS) + 2))
       continue
     with open(path) as f:
       m = json.load(f)
     rows.append([variant] + [f'{m.get(k, float("nan")):.3f}'
                              for k in CAPTION_METRICS]
-                + [f'{m["perplexity"]:.3f}'])
-  return _table(('variant',) + CAPTION_METRICS + ('perplexity',), rows)
+                + [f'{m["perplexity"]:.3f}',
+                   f'{math.log2(m["perplexity"]):.3f}'])
+  return _table(('variant',) + CAPTION_METRICS + ('perplexity', 'log2 PPL'),
+                rows)
 
 
 def _restore(workdir: str):
