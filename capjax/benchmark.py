@@ -10,6 +10,7 @@ r"""Benchmarks: `python -m capjax.benchmark WHAT [--flags] [--json]`.
   python -m capjax.benchmark extract --arch=vgg16,resnet50 \
       --dtype=float32,bfloat16 --batch=8
   python -m capjax.benchmark stories --batch=64 --story_length=500
+  python -m capjax.benchmark retrieval --model=mrnn --retrieval_images=32
 
 WHAT names a module of `capjax.benchmarks` in `BENCHMARKS`; its
 `run(config) -> list[dict]` returns one record per measurement. They are
@@ -99,8 +100,9 @@ _INPUT_CONFIG = flags.DEFINE_string(
     'an optional :arg) whose model the training-run figure trains.')
 # retrieval
 _MODEL = flags.DEFINE_string(
-    'model', 'bilstm', 'retrieval: the model (a key of '
-    'capjax.benchmarks.retrieval.MODELS: bilstm, alignment).')
+    'model', 'bilstm', 'retrieval: bilstm | alignment (joint embeddings), '
+    'mrnn (likelihood retrieval, fast path) or another captioner such as '
+    'show_tell/gru (through the adapter).')
 # metrics
 _NUM_IMAGES = flags.DEFINE_integer(
     'num_images', 5000, 'metrics: images of real COCO captions to score.')
@@ -120,6 +122,8 @@ _ARCH = flags.DEFINE_list(
 _DTYPE = flags.DEFINE_list(
     'dtype', ['float32'], 'extract: compute dtypes (float32, bfloat16), '
     'timed in turns.')
+_RETRIEVAL_IMAGES = flags.DEFINE_integer(
+    'retrieval_images', 32, 'retrieval: N images, 5 N sentences.')
 
 
 def format_records(records: list[dict]) -> str:
@@ -227,6 +231,7 @@ def flag_config() -> dict:
       'story_length': _STORY_LENGTH.value,
       'story_hidden': _STORY_HIDDEN.value,
       'story_embed': _STORY_EMBED.value,
+      'retrieval_images': _RETRIEVAL_IMAGES.value,
   }
 
 

@@ -30,7 +30,8 @@ def base_config() -> ml_collections.ConfigDict:
   c.dataset.train_captions_per_image = 1  # captions per image in a train batch
 
   c.model = ml_collections.ConfigDict()
-  c.model.decoder = 'soft_attention'  # show_tell | merge | soft_attention
+  # show_tell | merge | soft_attention | mrnn
+  c.model.decoder = 'soft_attention'
   c.model.cell = 'lstm'  # lstm | gru
   c.model.embed_dim = 128  # word embedding size
   c.model.hidden_dim = 256  # recurrent state size
@@ -133,6 +134,29 @@ def base_config() -> ml_collections.ConfigDict:
   c.retrieval.folds = 0  # evaluator: also report N-fold means (COCO 1K: 5)
   c.retrieval.class_k = 10  # evaluator: K of the per-class P/R@K
   c.retrieval.score_chunk = 16  # alignment: images scored per program step
+  # --- m-RNN (issue 12): the 'mrnn' decoder, Eq. 6's L2, its evaluators ---
+  c.model.mrnn = ml_collections.ConfigDict()
+  # mrnn | NoEmbInput | OneLayerEmb | EmbOneInput | VisualInRnn |
+  # VisualInRnn-both | VisualInRnn-both-shared | RNN-Base | mrnn-shared
+  c.model.mrnn.variant = 'mrnn'
+  c.model.mrnn.multimodal_dim = 512  # the multimodal layer's units
+  # L2 coefficient added to the gradient before the optimizer (lambda*theta:
+  # Eq. 6's term with lambda_theta = l2 / 2); 0 = off
+  c.optimizer.l2 = 0.0
+  c.eval.likelihood = ml_collections.ConfigDict()
+  c.eval.likelihood.split = 'test'  # split ranked by likelihood retrieval
+  c.eval.likelihood.num_images = 1000  # first N images of it (0 = all)
+  c.eval.likelihood.prior_images = 128  # training images averaged for P(s)
+  c.eval.likelihood.folds = 1  # COCO 1K protocol: 5 on the 5K test set
+  c.eval.likelihood.chunk = 4096  # image-sentence pairs per program step
+  c.eval.consensus = ml_collections.ConfigDict()
+  c.eval.consensus.n_best = 10  # beam hypotheses reranked per image
+  c.eval.consensus.k = 60  # nearest training images
+  c.eval.consensus.m_bleu = 175  # largest similarities summed (BLEU)
+  c.eval.consensus.m_cider = 125  # largest similarities summed (CIDEr)
+  c.eval.consensus.space = 'refined'  # refined g2(V_I I) | raw features
+  c.eval.consensus.train_images = 0  # training images searched (0 = all)
+  # --- end m-RNN ---
   return c
 
 

@@ -72,6 +72,9 @@ def create(
     raise ValueError(
         f'Unknown optimizer.name {name!r}: choose one of {OPTIMIZERS}.'
     )
+  if config.get('l2', 0.0):
+    # Eq. 6's L2 term through its gradient (coupled, unlike adamw's decay).
+    opt = optax.chain(optax.add_decayed_weights(config.l2), opt)
   if config.grad_clip_norm:
     return optax.chain(optax.clip_by_global_norm(config.grad_clip_norm), opt)
   return opt

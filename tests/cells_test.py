@@ -36,7 +36,7 @@ def _inputs():
 
 class FusedRecurrenceTest(parameterized.TestCase):
 
-  @parameterized.product(kind=['lstm', 'gru'], unroll=[1, 2])
+  @parameterized.product(kind=['lstm', 'gru', 'relu'], unroll=[1, 2])
   def test_fused_matches_nn_scan_values_and_gradients(self, kind, unroll):
     x, c0, h0 = _inputs()
     fused = _SequenceModel(kind, fused=True, unroll=unroll)
@@ -62,7 +62,7 @@ class FusedRecurrenceTest(parameterized.TestCase):
     for g_f, g_p in zip(jax.tree.leaves(grads_f), jax.tree.leaves(grads_p)):
       np.testing.assert_allclose(g_f, g_p, rtol=1e-4, atol=1e-5)
 
-  @parameterized.parameters('lstm', 'gru')
+  @parameterized.parameters('lstm', 'gru', 'relu')
   def test_fused_gradient_matches_finite_differences(self, kind):
     x, c0, h0 = _inputs()
     model = _SequenceModel(kind, fused=True)
@@ -77,7 +77,7 @@ class FusedRecurrenceTest(parameterized.TestCase):
           f, (params, x, c0, h0), order=1, modes=['rev'], atol=1e-6, rtol=1e-6
       )
 
-  @parameterized.parameters('lstm', 'gru')
+  @parameterized.parameters('lstm', 'gru', 'relu')
   def test_step_by_step_reproduces_scan(self, kind):
     x, c0, h0 = _inputs()
     model = _SequenceModel(kind, fused=True)

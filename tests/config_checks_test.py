@@ -5,7 +5,7 @@ from absl.testing import parameterized
 
 from capjax import config_checks
 from configs.captioning import shapes as shapes_config
-from configs.language_model import shapes as lm_config
+from configs.story import flickr8k as story_config
 
 
 def _config(maker=shapes_config, **overrides):
@@ -23,7 +23,12 @@ class ConfigChecksTest(parameterized.TestCase):
 
   def test_the_shipped_configs_pass(self):
     config_checks.check(_config())
-    config_checks.check(_config(lm_config))
+    config_checks.check(_config(story_config))
+
+  def test_a_story_model_that_carries_state_is_refused(self):
+    with self.assertRaisesRegex(config_checks.ConfigError,
+                                'carry_state=True needs a loop'):
+      config_checks.check(_config(story_config, **{'train.carry_state': True}))
 
   @parameterized.parameters(
       ({'train.num_steps': -5}, 'config.train.num_steps=-5 must be at least 1'),
@@ -56,7 +61,8 @@ class ConfigChecksTest(parameterized.TestCase):
       config_checks.check(config)
 
   def test_perplexity_is_minimised_and_scores_maximised(self):
-    self.assertEqual(config_checks.best_mode(_config(lm_config)), 'min')
+    config = _config(**{'train.best_metric': 'perplexity'})
+    self.assertEqual(config_checks.best_mode(config), 'min')
     self.assertEqual(config_checks.best_mode(_config()), 'max')
 
 

@@ -1,4 +1,7 @@
-"""Retrieval speed: `capjax.benchmark retrieval --model=bilstm|alignment`.
+"""Retrieval speed: `capjax.benchmark retrieval --model=bilstm|alignment|mrnn`.
+
+`--model=mrnn` (or another captioner) times likelihood retrieval
+(`likelihood_retrieval`); the joint-embedding models are timed here.
 
 On precomputed image features (the identity encoder: a [B, cells, 512]
 grid, whose mean is the global feature) and random captions, it times the
@@ -26,7 +29,9 @@ import numpy as np
 
 from capjax import config_base
 from capjax.benchmarks import flops
+from capjax.benchmarks import likelihood_retrieval
 from capjax.benchmarks import timing
+from capjax.models import captioners
 from capjax.models.retrieval import embedding
 from capjax.models.retrieval import scoring
 
@@ -106,21 +111,26 @@ def embedding_model(model: str, config: dict) -> list[dict]:
 
 
 # --model -> a function of the flag dict returning records.
+# Any other captioner (`show_tell/gru`...) is timed by likelihood retrieval
+# through the adapter.
 MODELS: dict[str, Callable[[dict], list[dict]]] = {
     'bilstm': functools.partial(embedding_model, 'bilstm'),
     'alignment': functools.partial(embedding_model, 'alignment'),
+    'mrnn': likelihood_retrieval.run,
 }
 
 
 def check_model(model: str | None) -> str:
   """The --model to time; ValueError naming the choices for another."""
   model = model or 'bilstm'
-  if model not in MODELS:
+  if model not in MODELS and model.split('/')[0] not in captioners.REGISTRY:
     raise ValueError(f'--model: unknown {model!r}; choose from '
-                     f'{sorted(MODELS)}.')
+                     f'{sorted(MODELS)} or a captioner of '
+                     f'{sorted(captioners.REGISTRY)} (likelihood retrieval).')
   return model
 
 
 def run(config: dict) -> list[dict]:
   """Times the retrieval model named by --model."""
-  return MODELS[check_model(config.get('model'))](config)
+  model = check_model(config.get('model'))
+  return MODELS.get(model, likelihood_retrieval.run)(config)

@@ -22,6 +22,8 @@ from capjax import atomic_write
 from capjax import faults
 from capjax.evaluators import bits_per_char
 from capjax.evaluators import captions
+from capjax.evaluators import consensus_rerank
+from capjax.evaluators import likelihood_retrieval
 from capjax.evaluators import perplexity
 from capjax.evaluators import retrieval
 from capjax.evaluators import tags
@@ -53,6 +55,8 @@ REGISTRY: dict[str, type] = {
     'retrieval': retrieval.Evaluator,
     'tags': tags.Evaluator,
     'bits_per_char': bits_per_char.Evaluator,
+    'likelihood_retrieval': likelihood_retrieval.Evaluator,
+    'consensus_rerank': consensus_rerank.Evaluator,
 }
 
 

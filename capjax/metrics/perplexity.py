@@ -63,3 +63,37 @@ def token_log_probs(logits: jax.typing.ArrayLike,
                                axis=-1)[..., 0]
   mask = jnp.asarray(mask, jnp.float32)
   return jnp.sum(picked * mask, axis=-1), jnp.sum(mask, axis=-1)
+
+
+def sentence_log2_perplexity(log_prob_sum: jax.typing.ArrayLike,
+                             num_tokens: jax.typing.ArrayLike) -> jax.Array:
+  """Eq. 5 as written: log2 PPL(w_1:L | I) = -(1/L) sum_n log2 P(w_n | ...).
+
+  Args:
+    log_prob_sum: [batch] summed natural-log probabilities of each sentence.
+    num_tokens: [batch] L of each sentence.
+
+  Returns:
+    [batch] float32 bits per word.
+  """
+  log_prob_sum = jnp.asarray(log_prob_sum, jnp.float32)
+  return -log_prob_sum / (jnp.asarray(num_tokens, jnp.float32) * jnp.log(2.0))
+
+
+def split_log2_perplexity(log_prob_sum: jax.typing.ArrayLike,
+                          num_tokens: jax.typing.ArrayLike) -> jax.Array:
+  """A split's bits per word: Eq. 6's first term, (1/N) sum_i L_i log2 PPL_i.
+
+  It is log2 of `corpus_perplexity` (every word of the split weighs the
+  same; a long sentence counts L times).
+
+  Args:
+    log_prob_sum: [sentences] summed natural-log probabilities.
+    num_tokens: [sentences] word counts L_i.
+
+  Returns:
+    A float32 scalar.
+  """
+  lengths = jnp.asarray(num_tokens, jnp.float32)
+  per_sentence = sentence_log2_perplexity(log_prob_sum, lengths)
+  return jnp.sum(lengths * per_sentence) / jnp.sum(lengths)

@@ -129,6 +129,26 @@ def create(config: ml_collections.ConfigDict, vocab_size: int) -> Captioner:
         f'Unknown decoder {model_config.decoder!r}: choose one of '
         f'{sorted(DECODERS)} (config key model.decoder).'
     )
+  if model_config.decoder == 'mrnn':
+    mrnn_config = model_config.get('mrnn', None)
+    if mrnn_config is None:
+      raise ValueError('model.decoder=mrnn needs the model.mrnn block of '
+                       'capjax/config_base.py (variant, multimodal_dim).')
+    decoder = DECODERS['mrnn'](
+        vocab_size=vocab_size,
+        embed_dim=model_config.embed_dim,
+        hidden_dim=model_config.hidden_dim,
+        multimodal_dim=mrnn_config.multimodal_dim,
+        variant=mrnn_config.variant,
+        dropout=model_config.dropout,
+        fused=model_config.fused,
+        unroll=model_config.unroll,
+    )
+    return Captioner(
+        encoder=encoders.create(model_config.encoder),
+        decoder=decoder,
+        blind=model_config.blind,
+    )
   kwargs = dict(
       vocab_size=vocab_size,
       embed_dim=model_config.embed_dim,

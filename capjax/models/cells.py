@@ -1,4 +1,4 @@
-"""Recurrent cells (LSTM, GRU) with a fused whole-sequence recurrence.
+"""Recurrent cells (LSTM, GRU, m-RNN ReLU) with a fused recurrence.
 
 A cell splits its work the way a fast recurrent layer must:
 
@@ -7,15 +7,17 @@ A cell splits its work the way a fast recurrent layer must:
 * `step(carry, x_proj)`: one time step, where only the recurrent matmul
   `h @ W_hh` is left;
 * `scan(carry, x_proj)`: the whole sequence. With `fused=True` (the default)
-  it runs `lstm_recurrence`/`gru_recurrence`: a `lax.scan` with a hand-written
-  backward pass that keeps the per-step work to `dgates @ W_hh^T` and computes
-  the recurrent weight gradient once, as one `[T*B, H]^T @ [T*B, G]` matmul,
-  instead of one small matmul per step. With `fused=False` it runs
-  `nn.scan` over `step` and lets autodiff do the rest; the two are tested to
-  give the same values and gradients.
+  it runs `lstm_recurrence`/`gru_recurrence`/`relu_recurrence`: a
+  `lax.scan` with a hand-written backward pass that keeps the per-step work
+  to `dgates @ W_hh^T` and computes the recurrent weight gradient once, as
+  one `[T*B, H]^T @ [T*B, G]` matmul, instead of one small matmul per step.
+  With `fused=False` it runs `nn.scan` over `step` and lets autodiff do the
+  rest; the two are tested to give the same values and gradients.
 
 Gate layout: LSTM `(i, f, g, o)`, GRU `(r, z, n)` with the reset gate applied
-after the recurrent matmul (the cuDNN convention).
+after the recurrent matmul (the cuDNN convention). The ReLU cell is the m-RNN
+recurrent layer (Mao et al., Eq. 2): `r(t) = ReLU(U_r r(t-1) + w(t))`, the
+previous state mapped into the input space and added, one "gate".
 """
 
 import functools
@@ -243,6 +245,74 @@ def _gru_recurrence_bwd(unroll, residuals, cotangents):
 gru_recurrence.defvjp(_gru_recurrence_fwd, _gru_recurrence_bwd)
 
 
+# ----------------------------------------------------------------- ReLU ---
+
+
+def relu_step(w_hh: jax.Array, h: jax.Array, x_proj: jax.Array):
+  """One m-RNN recurrent step: `h = ReLU(h @ w_hh + x_proj)`.
+
+  Args:
+    w_hh: [hidden, hidden] recurrent kernel (U_r).
+    h: [..., hidden] previous state (the carry).
+    x_proj: [..., hidden] the word representation w(t).
+
+  Returns:
+    `(h, h)`.
+  """
+  h = jax.nn.relu(x_proj + h @ w_hh)
+  return h, h
+
+
+def _relu_forward(w_hh, x_proj, h0, unroll):
+  def body(h, x):
+    h_new = jax.nn.relu(x + h @ w_hh)
+    return h_new, h_new
+
+  return jax.lax.scan(body, h0, x_proj, unroll=unroll)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
+def relu_recurrence(w_hh, x_proj, h0, unroll=1):
+  """Runs the ReLU recurrence over a time-major sequence.
+
+  Args:
+    w_hh: [hidden, hidden] recurrent kernel.
+    x_proj: [time, batch, hidden] inputs w(t).
+    h0: [batch, hidden] initial state.
+    unroll: time steps per loop iteration.
+
+  Returns:
+    `(h_T, hs)`; hs: [time, batch, hidden].
+  """
+  return _relu_forward(w_hh, x_proj, h0, unroll)
+
+
+def _relu_recurrence_fwd(w_hh, x_proj, h0, unroll):
+  h_t, hs = _relu_forward(w_hh, x_proj, h0, unroll)
+  return (h_t, hs), (w_hh, h0, hs)
+
+
+def _relu_recurrence_bwd(unroll, residuals, cotangents):
+  w_hh, h0, hs = residuals
+  dh_t, dhs = cotangents
+  w_hh_t = w_hh.T
+
+  def body(dh_next, xs):
+    dh_out, h = xs
+    dpre = jnp.where(h > 0, dh_out + dh_next, 0.0)
+    return dpre @ w_hh_t, dpre
+
+  dh0, dpre = jax.lax.scan(
+      body, dh_t, (dhs, hs), reverse=True, unroll=unroll
+  )
+  h_prev = jnp.concatenate([h0[None], hs[:-1]], axis=0)
+  dw_hh = jnp.einsum('tbh,tbg->hg', h_prev, dpre)
+  return dw_hh, dpre, dh0
+
+
+relu_recurrence.defvjp(_relu_recurrence_fwd, _relu_recurrence_bwd)
+
+
 # -------------------------------------------------------------- modules ---
 
 
@@ -352,6 +422,55 @@ class GRUCell(_RecurrentCell):
     )
 
 
+class ReLUCell(_RecurrentCell):
+  """The m-RNN recurrent layer (Eq. 2). Carry: r [..., features].
+
+  `project` maps an input into the state space with a Dense layer; with
+  `project_input=False` it is the identity (the m-RNN feeds its word
+  embedding II, already of the state size, straight in).
+  """
+
+  num_gates = 1
+  project_input: bool = True  # False: the input already has `features` dims
+
+  def setup(self):
+    if self.project_input:
+      self.input = nn.Dense(self.features)
+    self.recurrent = self.param(
+        'recurrent', nn.initializers.orthogonal(),
+        (self.features, self.features)
+    )
+
+  def project(self, x: jax.Array) -> jax.Array:
+    """[..., in] -> [..., features] input contribution w(t)."""
+    if not self.project_input:
+      if x.shape[-1] != self.features:
+        raise ValueError(
+            f'ReLUCell without input projection needs inputs of size '
+            f'{self.features}, got {x.shape[-1]}.'
+        )
+      return x
+    return self.input(x)
+
+  def zero_carry(self, batch_shape: tuple[int, ...]) -> Carry:
+    return jnp.zeros(batch_shape + (self.features,), jnp.float32)
+
+  def carry_from_hidden(self, c: jax.Array, h: jax.Array) -> Carry:
+    del c  # one state vector
+    return jax.nn.relu(h)  # a reachable state (ReLU outputs are >= 0)
+
+  def output(self, carry: Carry) -> jax.Array:
+    """The state [..., features] of a carry."""
+    return carry
+
+  def step(self, carry: Carry, x_proj: jax.Array):
+    """One step: x_proj [..., features] -> (carry, r [..., features])."""
+    return relu_step(self.recurrent, carry, x_proj)
+
+  def _recurrence(self, carry: Carry, x_proj: jax.Array):
+    return relu_recurrence(self.recurrent, x_proj, carry, self.unroll)
+
+
 def _scan_steps(
     cell: nn.Module,
     carry: Carry,
@@ -383,11 +502,11 @@ def _scan_steps(
   return scan(cell, carry, x_proj)
 
 
-CELLS = {'lstm': LSTMCell, 'gru': GRUCell}
+CELLS = {'lstm': LSTMCell, 'gru': GRUCell, 'relu': ReLUCell}
 
 
 def create(kind: str, features: int, **kwargs) -> nn.Module:
-  """Builds a cell by its config name ('lstm' or 'gru')."""
+  """Builds a cell by its config name ('lstm', 'gru' or 'relu')."""
   if kind not in CELLS:
     raise ValueError(
         f'Unknown cell {kind!r}: choose one of {sorted(CELLS)} '

@@ -23,6 +23,7 @@ import jax
 
 from capjax.models.captioners import base
 from capjax.models.captioners import image_bias
+from capjax.models.captioners import mrnn
 from capjax.models.captioners import show_tell
 from capjax.models.captioners import soft_attention
 
@@ -54,4 +55,5 @@ REGISTRY = {
     'merge': show_tell.Merge,
     'soft_attention': soft_attention.SoftAttention,
     'image_bias': image_bias.ImageBias,  # seed 003's generator
+    'mrnn': mrnn.MRNN,
 }

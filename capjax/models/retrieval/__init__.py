@@ -1,1 +1,5 @@
-"""Joint-embedding retrieval models (alignment, common space) and scorers."""
+"""Retrieval models and scorers.
+
+Joint embeddings (alignment, common space) and likelihood retrieval for
+captioners.
+"""

@@ -1,0 +1,61 @@
+"""What the m-RNN evaluators read of a split: images, captions as ids."""
+
+from typing import Any
+
+import numpy as np
+
+from capjax.data import pipeline
+from capjax.data import vocab as vocab_lib
+
+
+def vocab_of(task, meta: dict[str, Any]) -> vocab_lib.Vocab:
+  """The vocabulary of a task's meta (the task's `vocab_of` when it has one).
+  """
+  if task is not None and hasattr(task, 'vocab_of'):
+    return task.vocab_of(meta)
+  vocab = meta['vocab']
+  if isinstance(vocab, vocab_lib.Vocab):
+    return vocab
+  return vocab_lib.Vocab.from_json(vocab, origin='task meta')
+
+
+def open_split(config, split: str):
+  """One split of the configured dataset (prepared on first use)."""
+  d = config.dataset
+  return pipeline.load_source(
+      d.name, split, data_dir=d.data_dir or None,
+      manual_dir=d.manual_dir or None,
+      builder_config=d.builder_config or None, image_size=d.image_size)
+
+
+def images(source, count: int) -> np.ndarray:
+  """The first `count` images of a split (0: all): [count, H, W, 3] uint8."""
+  count = min(count or len(source), len(source))
+  return np.stack([source.image(i) for i in range(count)])
+
+
+def captions(source, vocab: vocab_lib.Vocab, *, count: int, max_len: int,
+             per_image: int) -> tuple[np.ndarray, np.ndarray]:
+  """Token ids of the first `count` images' captions.
+
+  Returns:
+    tokens: [count, per_image, max_len + 1] int32 (BOS, words, EOS, PAD);
+    mask: [count, per_image] float32, 1 for real captions.
+  """
+  count = min(count or len(source), len(source))
+  tokens, mask = pipeline.eval_arrays(source, vocab, max_len=max_len,
+                                      captions_per_image=per_image)
+  return tokens[:count], mask[:count]
+
+
+def words_only(tokens: np.ndarray) -> np.ndarray:
+  """[..., L] ids with BOS/EOS/PAD -> the words, PAD (0) after them.
+
+  BOS (a leading id 1) is dropped; EOS and everything after it become PAD.
+  """
+  tokens = np.asarray(tokens)
+  if tokens.shape[-1] and np.all(tokens[..., 0] == vocab_lib.BOS_ID):
+    tokens = tokens[..., 1:]
+  ended = np.cumsum((tokens == vocab_lib.EOS_ID) | (tokens == vocab_lib.PAD_ID),
+                    axis=-1) > 0
+  return np.where(ended, 0, tokens).astype(np.int32)

@@ -1,0 +1,230 @@
+"""Likelihood retrieval (m-RNN section 5): log P(sentence | image), all pairs.
+
+Any captioner is turned into a scorer of image-sentence pairs (`adapter`):
+every image is encoded once, and each pair runs the captioner's teacher-forced
+forward pass on the pair's sentence with the pair's image features. For the
+m-RNN whose image enters only the multimodal layer (`fast_mrnn`), everything
+that depends on the sentence alone (embeddings, the recurrence and
+`V_w w + V_r r + b`, [sentences, time, M]) and on the image alone (`V_I I`,
+[images, M]) is computed once; a pair then costs only the multimodal
+nonlinearity, the softmax layer and its normaliser.
+
+Both run all pairs as one compiled program (`all_pairs`): the pairs are
+enumerated image-major, padded to whole chunks, and `lax.map` runs one chunk
+at a time with the chunk's pairs sharded over the devices of the mesh.
+
+Scores: `t2i` ranks images by log P(s | I); `i2t` by Eq. 7,
+log P(s | I_q) - log mean_{I'} P(s | I') over a sample of training images
+(`normalised`).
+"""
+
+from collections.abc import Callable
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from capjax import parallel
+from capjax.models import captioning
+from capjax.models.captioners import mrnn as mrnn_lib
+
+# pair_fn(image_index [P] int32, sentence_index [P] int32) -> log P [P].
+PairFn = Callable[[jax.Array, jax.Array], jax.Array]
+
+
+def sentence_log_prob(logits: jax.Array, targets: jax.Array,
+                      weights: jax.Array) -> jax.Array:
+  """Summed natural-log probabilities of each sentence's words.
+
+  Args:
+    logits: [..., time, vocab] float.
+    targets: [..., time] int32 next words.
+    weights: [..., time] float, 1 for real words.
+
+  Returns:
+    [...] float32.
+  """
+  logits = logits.astype(jnp.float32)
+  picked = jnp.take_along_axis(logits, targets[..., None], axis=-1)[..., 0]
+  log_p = picked - jax.nn.logsumexp(logits, axis=-1)
+  return jnp.sum(log_p * weights, axis=-1)
+
+
+def all_pairs(pair_fn: PairFn, num_images: int, num_sentences: int,
+              chunk: int, mesh: jax.sharding.Mesh | None = None) -> jax.Array:
+  """log P of every (image, sentence) pair, chunk by chunk (traceable).
+
+  Args:
+    pair_fn: scores a chunk of pairs given by their indices.
+    num_images: N.
+    num_sentences: S.
+    chunk: pairs per program step (a multiple of the mesh size).
+    mesh: shard each chunk's pairs over its `data` axis (None: no constraint).
+
+  Returns:
+    [N, S] float32.
+  """
+  total = num_images * num_sentences
+  num_chunks = math.ceil(total / chunk)
+  if mesh is not None and chunk % mesh.size:
+    raise ValueError(f'the chunk ({chunk} pairs, config key '
+                     f'eval.likelihood.chunk) must be a multiple of the '
+                     f'{mesh.size} devices.')
+  flat = jnp.minimum(jnp.arange(num_chunks * chunk, dtype=jnp.int32),
+                     total - 1).reshape(num_chunks, chunk)
+
+  def body(ids):
+    if mesh is not None:
+      ids = jax.lax.with_sharding_constraint(ids,
+                                             parallel.data_sharding(mesh))
+    return pair_fn(ids // num_sentences, ids % num_sentences)
+
+  scores = jax.lax.map(body, flat)
+  return scores.reshape(-1)[:total].reshape(num_images, num_sentences)
+
+
+def adapter(model: captioning.Captioner, params, images: jax.Array,
+            inputs: jax.Array, targets: jax.Array,
+            weights: jax.Array) -> PairFn:
+  """Any captioner as a pair scorer: one full decoder forward per pair.
+
+  Args:
+    model: the captioner.
+    params: its parameters.
+    images: [N, ...] images or features (each encoded once, here).
+    inputs: [S, time] int32 decoder inputs (BOS first).
+    targets: [S, time] int32 next words.
+    weights: [S, time] float 1 for real words.
+
+  Returns:
+    The pair function for `all_pairs`.
+  """
+  features = model.encode(params, images)
+  variables = {'params': params['decoder']}
+
+  def pair_fn(image_index, sentence_index):
+    pair_features = jax.tree.map(lambda f: f[image_index], features)
+    logits = model.decoder.apply(variables, pair_features,
+                                 inputs[sentence_index], train=False)
+    return sentence_log_prob(logits, targets[sentence_index],
+                             weights[sentence_index])
+
+  return pair_fn
+
+
+def naive(model: captioning.Captioner, params, images: jax.Array,
+          inputs: jax.Array, targets: jax.Array,
+          weights: jax.Array) -> PairFn:
+  """The full forward pass per pair, image encoder included (the baseline
+  of the retrieval benchmark)."""
+
+  def pair_fn(image_index, sentence_index):
+    logits, _ = model.logits(params, images[image_index],
+                             inputs[sentence_index], train=False)
+    return sentence_log_prob(logits, targets[sentence_index],
+                             weights[sentence_index])
+
+  return pair_fn
+
+
+def supports_fast(model: captioning.Captioner) -> bool:
+  """True for an m-RNN whose image enters only the multimodal layer."""
+  decoder = model.decoder
+  return (isinstance(decoder, mrnn_lib.MRNN)
+          and not mrnn_lib.switches(decoder.variant)['image_to_recurrent'])
+
+
+def fast_mrnn(model: captioning.Captioner, params, images: jax.Array,
+              inputs: jax.Array, targets: jax.Array,
+              weights: jax.Array) -> PairFn:
+  """The m-RNN's pair scorer with the sentence-only work done once.
+
+  Same arguments and result as `adapter`; raises ValueError for a model
+  that `supports_fast` rejects.
+  """
+  if not supports_fast(model):
+    raise ValueError('fast likelihood retrieval needs an m-RNN whose image '
+                     'enters only the multimodal layer; use `adapter`.')
+  variables = {'params': params['decoder']}
+  decoder = model.decoder
+  features = model.encode(params, images)
+  image_mm = decoder.apply(variables, features, method='prepare')['image_mm']
+  states = decoder.apply(variables, inputs, method='sentence_states')
+
+  def pair_fn(image_index, sentence_index):
+    a = states[sentence_index] + image_mm[image_index][:, None]
+    logits = decoder.apply(variables, a, method='predict')
+    return sentence_log_prob(logits, targets[sentence_index],
+                             weights[sentence_index])
+
+  return pair_fn
+
+
+def pair_fn_for(model: captioning.Captioner, fast: bool = True):
+  """`fast_mrnn` where the model supports it (and `fast`), else `adapter`."""
+  return fast_mrnn if fast and supports_fast(model) else adapter
+
+
+def compile_scorer(model: captioning.Captioner, *, num_images: int,
+                   num_sentences: int, chunk: int = 4096,
+                   mesh: jax.sharding.Mesh | None = None, fast: bool = True,
+                   builder=None):
+  """One jitted program scoring all pairs of N images and S sentences.
+
+  Args:
+    model: the captioner.
+    num_images: N.
+    num_sentences: S.
+    chunk: pairs per program step (cut to the pairs there are).
+    mesh: devices to shard the pairs over.
+    fast: use the m-RNN fast path when the model allows it.
+    builder: a pair-function builder (`adapter`, `fast_mrnn`, `naive`),
+      overriding `fast`.
+
+  Returns:
+    `fn(params, images [N, ...], inputs [S, time], targets [S, time],
+    weights [S, time]) -> [N, S] float32` natural-log probabilities.
+  """
+  build = builder or pair_fn_for(model, fast)
+  devices = mesh.size if mesh is not None else 1
+  chunk = min(_round_up(chunk, devices),
+              _round_up(num_images * num_sentences, devices))
+
+  @jax.jit
+  def fn(params, images, inputs, targets, weights):
+    pair_fn = build(model, params, images, inputs, targets, weights)
+    return all_pairs(pair_fn, num_images, num_sentences, chunk, mesh)
+
+  return fn
+
+
+def score(model: captioning.Captioner, params, images, inputs, targets,
+          weights, **kwargs) -> np.ndarray:
+  """`compile_scorer(...)` run once: [N, S] float32 log P(s | I)."""
+  fn = compile_scorer(model, num_images=images.shape[0],
+                      num_sentences=inputs.shape[0], **kwargs)
+  return np.asarray(fn(params, images, inputs, targets, weights))
+
+
+def _round_up(n: int, multiple: int) -> int:
+  return -(-n // multiple) * multiple
+
+
+def log_prior(prior_scores: np.ndarray) -> np.ndarray:
+  """log P(s) of Eq. 7: log of the mean of P(s | I') over images I'.
+
+  Args:
+    prior_scores: [num_prior_images, S] log P(s | I').
+
+  Returns:
+    [S] float64.
+  """
+  prior_scores = np.asarray(prior_scores, np.float64)
+  top = prior_scores.max(axis=0)
+  return top + np.log(np.mean(np.exp(prior_scores - top), axis=0))
+
+
+def normalised(scores: np.ndarray, prior_scores: np.ndarray) -> np.ndarray:
+  """Eq. 7: log P(s | I_q) - log P(s), [N, S] from [N, S] and [N', S]."""
+  return np.asarray(scores, np.float64) - log_prior(prior_scores)[None]
