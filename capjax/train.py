@@ -87,11 +87,12 @@ def compute_totals(
   """Sums over a batch: nll, tokens, captions and the attention regulariser."""
   inputs, targets, weights = caption_targets(batch)
   tokens = batch['tokens']
-  logits, intermediates = model.logits(
-      params, batch['image'], inputs, train=train, dropout_rng=dropout_rng,
+  # Logits only at real tokens when config model.output_capacity > 0.
+  nll_sum, token_count, intermediates = model.nll_sums(
+      params, batch['image'], inputs, targets, weights, train=train,
+      dropout_rng=dropout_rng,
       captions_per_image=tokens.shape[1] if tokens.ndim == 3 else 1,
   )
-  nll_sum, token_count = losses.cross_entropy(logits, targets, weights)
   totals = {
       'nll_sum': nll_sum,
       'tokens': token_count,
