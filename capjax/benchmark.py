@@ -6,6 +6,8 @@ r"""Benchmarks: `python -m capjax.benchmark WHAT [--flags] [--json]`.
   python -m capjax.benchmark compile --max_lens=16,32,64
   python -m capjax.benchmark input --datasets=shapes,flickr8k
   python -m capjax.benchmark metrics --num_images=5000
+  python -m capjax.benchmark train_step --dtype=float32,bfloat16
+  python -m capjax.benchmark dtypes                   # matmul rate per dtype
 
 WHAT names a module of `capjax.benchmarks` in `BENCHMARKS`; its
 `run(config) -> list[dict]` returns one record per measurement. They are
@@ -38,6 +40,7 @@ BENCHMARKS = {
     'compile': 'capjax.benchmarks.compile',
     'input': 'capjax.benchmarks.input',
     'metrics': 'capjax.benchmarks.metrics',
+    'dtypes': 'capjax.benchmarks.dtypes',
 }
 
 _JSON = flags.DEFINE_bool('json', False, 'One JSON object per line.')
@@ -60,6 +63,12 @@ _EMBED = flags.DEFINE_integer('embed', 256, 'E: embedding size.')
 _GRID_CELLS = flags.DEFINE_integer(
     'grid_cells', 0, 'Image features as a grid of this many 2048-d cells '
     '(for soft attention); 0: one flat feature.')
+_DTYPE = flags.DEFINE_list(
+    'dtype', ['float32'], 'Matmul compute dtype(s) of the model '
+    '(model.dtype): float32 and/or bfloat16; several are timed in turns.')
+_OUTPUT_CAPACITY = flags.DEFINE_float(
+    'output_capacity', 0.0, 'train_step: share of the batch*time positions '
+    'the output layer computes (model.output_capacity; 0 = all, padded).')
 _TORCH = flags.DEFINE_bool(
     'torch', True, 'train_step: also time the PyTorch reference when torch '
     'is installed.')
@@ -178,6 +187,8 @@ def flag_config() -> dict:
       'hidden': _HIDDEN.value,
       'embed': _EMBED.value,
       'grid_cells': _GRID_CELLS.value,
+      'dtype': _DTYPE.value,
+      'output_capacity': _OUTPUT_CAPACITY.value,
       'torch': _TORCH.value,
       'modes': _MODES.value,
       'beam': _BEAM.value,

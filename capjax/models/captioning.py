@@ -207,7 +207,9 @@ class Captioner:
 def create(config: ml_collections.ConfigDict, vocab_size: int) -> Captioner:
   """Builds the captioner of `config.model` for a vocabulary size."""
   model_config = config.model
-  precision.compute_dtype(model_config.dtype)  # a one-line error if unknown
+  # Configs saved before these fields existed compute in float32, padded.
+  dtype = model_config.get('dtype', 'float32')
+  precision.compute_dtype(dtype)  # a one-line error if unknown
   if model_config.decoder not in DECODERS:
     raise ValueError(
         f'Unknown decoder {model_config.decoder!r}: choose one of '
@@ -221,15 +223,15 @@ def create(config: ml_collections.ConfigDict, vocab_size: int) -> Captioner:
       dropout=model_config.dropout,
       fused=model_config.fused,
       unroll=model_config.unroll,
-      dtype=model_config.dtype,
+      dtype=dtype,
   )
   if model_config.decoder == 'merge':
     kwargs['merge'] = model_config.merge
   elif model_config.decoder == 'soft_attention':
     kwargs['attention_dim'] = model_config.attention_dim
   return Captioner(
-      encoder=encoders.create(model_config.encoder, model_config.dtype),
+      encoder=encoders.create(model_config.encoder, dtype),
       decoder=DECODERS[model_config.decoder](**kwargs),
       blind=model_config.blind,
-      output_capacity=model_config.output_capacity,
+      output_capacity=model_config.get('output_capacity', 0.0),
   )

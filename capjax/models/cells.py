@@ -72,8 +72,15 @@ def _lstm_activations(gates: jax.Array, c: jax.Array):
   return (i, f, g, o, tanh_c), c_new, o * tanh_c
 
 
+def _cast(x, dtype):
+  """x in the compute dtype; unchanged for float32 (float64 tests too)."""
+  return x if precision.is_float32(dtype) else x.astype(dtype)
+
+
 def _mm(x, w_c, dtype):
   """x @ w_c in the compute dtype (w_c already cast), float32 out."""
+  if precision.is_float32(dtype):
+    return x @ w_c
   return jnp.matmul(x.astype(dtype), w_c, preferred_element_type=jnp.float32)
 
 
@@ -96,7 +103,7 @@ def lstm_step(w_hh: jax.Array, carry, x_proj: jax.Array, dtype=jnp.float32):
 
 
 def _lstm_forward(w_hh, x_proj, c0, h0, unroll, dtype):
-  w_c = w_hh.astype(dtype)
+  w_c = _cast(w_hh, dtype)
 
   def body(carry, x):
     c, h = carry
@@ -137,7 +144,7 @@ def _lstm_recurrence_fwd(w_hh, x_proj, c0, h0, unroll, dtype):
 def _lstm_recurrence_bwd(unroll, dtype, residuals, cotangents):
   w_hh, h0, hs, (c_prev, i, f, g, o, tanh_c) = residuals
   (dc_t, dh_t), dhs = cotangents
-  w_hh_t = w_hh.T.astype(dtype)
+  w_hh_t = _cast(w_hh.T, dtype)
 
   def body(carry, xs):
     dc_next, dh_next = carry
@@ -166,6 +173,8 @@ def _lstm_recurrence_bwd(unroll, dtype, residuals, cotangents):
 
 def _weight_grad(h_prev, dgates, dtype):
   """[time, batch, hidden], [time, batch, gates] -> [hidden, gates] f32."""
+  if precision.is_float32(dtype):
+    return jnp.einsum('tbh,tbg->hg', h_prev, dgates)
   return jnp.einsum(
       'tbh,tbg->hg', h_prev.astype(dtype), dgates.astype(dtype),
       preferred_element_type=jnp.float32,
@@ -212,7 +221,7 @@ def gru_step(w_hh: jax.Array, b_hn: jax.Array, h: jax.Array, x_proj: jax.Array,
 
 
 def _gru_forward(w_hh, b_hn, x_proj, h0, unroll, dtype):
-  w_c, bias = w_hh.astype(dtype), _gru_bias(b_hn)
+  w_c, bias = _cast(w_hh, dtype), _gru_bias(b_hn)
 
   def body(h, x):
     acts, h_new = _gru_activations(x, _mm(h, w_c, dtype) + bias, h)
@@ -251,7 +260,7 @@ def _gru_recurrence_bwd(unroll, dtype, residuals, cotangents):
   w_hh, h0, hs, (r, z, n, hn) = residuals
   dh_t, dhs = cotangents
   h_prev = jnp.concatenate([h0[None], hs[:-1]], axis=0)
-  w_hh_t = w_hh.T.astype(dtype)
+  w_hh_t = _cast(w_hh.T, dtype)
 
   def body(dh_next, xs):
     dh_out, h_p, r, z, n, hn = xs
