@@ -78,10 +78,17 @@ def _cast(x, dtype):
 
 
 def _mm(x, w_c, dtype):
-  """x @ w_c in the compute dtype (w_c already cast), float32 out."""
+  """x [b, k] @ w_c [k, n] in the compute dtype (w_c cast), float32 out."""
   if precision.is_float32(dtype):
     return x @ w_c
-  return jnp.matmul(x.astype(dtype), w_c, preferred_element_type=jnp.float32)
+  return precision.dot_nn(x.astype(dtype), w_c)
+
+
+def _mm_t(x, w_c, dtype):
+  """x [b, n] @ w_c [k, n]^T in the compute dtype, float32 out."""
+  if precision.is_float32(dtype):
+    return x @ w_c.T
+  return precision.dot_nt(x.astype(dtype), w_c)
 
 
 def lstm_step(w_hh: jax.Array, carry, x_proj: jax.Array, dtype=jnp.float32):
@@ -144,7 +151,7 @@ def _lstm_recurrence_fwd(w_hh, x_proj, c0, h0, unroll, dtype):
 def _lstm_recurrence_bwd(unroll, dtype, residuals, cotangents):
   w_hh, h0, hs, (c_prev, i, f, g, o, tanh_c) = residuals
   (dc_t, dh_t), dhs = cotangents
-  w_hh_t = _cast(w_hh.T, dtype)
+  w_c = _cast(w_hh, dtype)
 
   def body(carry, xs):
     dc_next, dh_next = carry
@@ -160,7 +167,7 @@ def _lstm_recurrence_bwd(unroll, dtype, residuals, cotangents):
         ],
         axis=-1,
     )
-    return (dc * f, _mm(dgates, w_hh_t, dtype)), dgates
+    return (dc * f, _mm_t(dgates, w_c, dtype)), dgates
 
   (dc0, dh0), dgates = jax.lax.scan(
       body, (dc_t, dh_t), (dhs, c_prev, i, f, g, o, tanh_c),
@@ -175,9 +182,10 @@ def _weight_grad(h_prev, dgates, dtype):
   """[time, batch, hidden], [time, batch, gates] -> [hidden, gates] f32."""
   if precision.is_float32(dtype):
     return jnp.einsum('tbh,tbg->hg', h_prev, dgates)
-  return jnp.einsum(
-      'tbh,tbg->hg', h_prev.astype(dtype), dgates.astype(dtype),
-      preferred_element_type=jnp.float32,
+  h_rows = h_prev.reshape(-1, h_prev.shape[-1]).astype(dtype)
+  return precision.dot_nn(
+      precision.transpose_rows(h_rows),
+      dgates.reshape(-1, dgates.shape[-1]).astype(dtype),
   )
 
 
@@ -260,7 +268,7 @@ def _gru_recurrence_bwd(unroll, dtype, residuals, cotangents):
   w_hh, h0, hs, (r, z, n, hn) = residuals
   dh_t, dhs = cotangents
   h_prev = jnp.concatenate([h0[None], hs[:-1]], axis=0)
-  w_hh_t = _cast(w_hh.T, dtype)
+  w_c = _cast(w_hh, dtype)
 
   def body(dh_next, xs):
     dh_out, h_p, r, z, n, hn = xs
@@ -270,7 +278,7 @@ def _gru_recurrence_bwd(unroll, dtype, residuals, cotangents):
     dz = dh * (h_p - n) * z * (1.0 - z)
     dx = jnp.concatenate([dr, dz, dn], axis=-1)
     dh_proj = jnp.concatenate([dr, dz, dn * r], axis=-1)
-    return dh * z + _mm(dh_proj, w_hh_t, dtype), (dx, dh_proj)
+    return dh * z + _mm_t(dh_proj, w_c, dtype), (dx, dh_proj)
 
   dh0, (dx, dh_proj) = jax.lax.scan(
       body, dh_t, (dhs, h_prev, r, z, n, hn), reverse=True, unroll=unroll

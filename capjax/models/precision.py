@@ -12,6 +12,13 @@ with AVX-512 BF16 that runs about twice the float32 rate, while a bfloat16
 would feed the float32 cotangent into the two gradient matmuls, which would
 then run at the float32 rate; here the cotangent is cast to the compute dtype
 first, so the backward matmuls run in bfloat16 too (accumulating in float32).
+
+XLA's CPU backend runs a bfloat16 matmul in its fast library (YNNPACK) only
+when the left operand contracts its last axis and neither operand is a
+transpose; otherwise it silently upcasts both operands to float32 (measured:
+slower than float32 itself). So the gradient matmuls here are written as
+`dot_general`s of that form (`dot_nt`, `dot_nn`), and the one operand that
+must be transposed is transposed physically (`transpose_rows`).
 """
 
 import functools
@@ -37,13 +44,39 @@ def is_float32(dtype) -> bool:
   return np.dtype(dtype) == np.dtype(jnp.float32)
 
 
+def dot_nn(a: jax.Array, b: jax.Array) -> jax.Array:
+  """a [m, k] @ b [k, n] -> [m, n] float32 (inputs as given)."""
+  return jax.lax.dot_general(
+      a, b, (((1,), (0,)), ((), ())), preferred_element_type=jnp.float32
+  )
+
+
+def dot_nt(a: jax.Array, b: jax.Array) -> jax.Array:
+  """a [m, k] @ b[n, k]^T -> [m, n] float32, with no transpose op."""
+  return jax.lax.dot_general(
+      a, b, (((1,), (1,)), ((), ())), preferred_element_type=jnp.float32
+  )
+
+
+def transpose_rows(x: jax.Array) -> jax.Array:
+  """[n, m] -> [m, n], materialised so that a matmul reads it row-major.
+
+  A plain `x.T` feeding a matmul is folded into the matmul's layout, which
+  sends a bfloat16 matmul to XLA CPU's slow float32 fallback; the same
+  transpose written through a split of the first axis is not folded.
+  """
+  n, m = x.shape
+  split = next((f for f in (2, 3, 5, 7) if n % f == 0), None)
+  if split is None:
+    return x.T
+  return jnp.transpose(x.reshape(split, n // split, m), (2, 0, 1)).reshape(
+      m, n
+  )
+
+
 def _rows_matmul(x, w, dtype):
   """x [..., in] @ w [in, out] as one 2-D product, float32 out."""
-  out = jnp.dot(
-      x.reshape(-1, x.shape[-1]).astype(dtype),
-      w.astype(dtype),
-      preferred_element_type=jnp.float32,
-  )
+  out = dot_nn(x.reshape(-1, x.shape[-1]).astype(dtype), w.astype(dtype))
   return out.reshape(x.shape[:-1] + w.shape[-1:])
 
 
@@ -62,8 +95,8 @@ def _mixed_matmul_bwd(dtype, residuals, grad):
   x_c, w_c = residuals
   g_rows = grad.reshape(-1, grad.shape[-1]).astype(dtype)
   x_rows = x_c.reshape(-1, x_c.shape[-1])
-  dx = jnp.dot(g_rows, w_c.T, preferred_element_type=jnp.float32)
-  dw = jnp.dot(x_rows.T, g_rows, preferred_element_type=jnp.float32)
+  dx = dot_nt(g_rows, w_c)
+  dw = dot_nn(transpose_rows(x_rows), g_rows)
   return dx.reshape(x_c.shape), dw  # float32, as the primal inputs
 
 
