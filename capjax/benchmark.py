@@ -7,6 +7,7 @@ r"""Benchmarks: `python -m capjax.benchmark WHAT [--flags] [--json]`.
   python -m capjax.benchmark input --datasets=shapes,flickr8k
   python -m capjax.benchmark metrics --num_images=5000
   python -m capjax.benchmark train_step --dtype=float32,bfloat16
+  python -m capjax.benchmark train_step --dtype=bfloat16 --output_capacity=0,0.8
   python -m capjax.benchmark dtypes                   # matmul rate per dtype
 
 WHAT names a module of `capjax.benchmarks` in `BENCHMARKS`; its
@@ -66,9 +67,10 @@ _GRID_CELLS = flags.DEFINE_integer(
 _DTYPE = flags.DEFINE_list(
     'dtype', ['float32'], 'Matmul compute dtype(s) of the model '
     '(model.dtype): float32 and/or bfloat16; several are timed in turns.')
-_OUTPUT_CAPACITY = flags.DEFINE_float(
-    'output_capacity', 0.0, 'train_step: share of the batch*time positions '
-    'the output layer computes (model.output_capacity; 0 = all, padded).')
+_OUTPUT_CAPACITY = flags.DEFINE_list(
+    'output_capacity', ['0'], 'train_step: share(s) of the batch*time '
+    'positions the output layer computes (model.output_capacity; 0 = all, '
+    'padded); several are timed in turns.')
 _TORCH = flags.DEFINE_bool(
     'torch', True, 'train_step: also time the PyTorch reference when torch '
     'is installed.')
@@ -188,7 +190,7 @@ def flag_config() -> dict:
       'embed': _EMBED.value,
       'grid_cells': _GRID_CELLS.value,
       'dtype': _DTYPE.value,
-      'output_capacity': _OUTPUT_CAPACITY.value,
+      'output_capacity': [float(v) for v in _OUTPUT_CAPACITY.value],
       'torch': _TORCH.value,
       'modes': _MODES.value,
       'beam': _BEAM.value,

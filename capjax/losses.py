@@ -147,3 +147,41 @@ def cross_entropy_rows(
   """Weighted nll sum of rows: [rows, vocab], [rows], [rows] -> [] float32."""
   nll = token_nll(logits.astype(jnp.float32), targets)
   return jnp.sum(nll * row_weights)
+
+
+def switch_loss(pred: jax.Array, true_fn, false_fn, *args) -> jax.Array:
+  """`lax.cond(pred, true_fn, false_fn, *args)` for a scalar loss.
+
+  Differentiating through `lax.cond` saves the residuals of both branches,
+  zero-filled for the branch not taken (for the padded output layer, a
+  [batch * time, vocab] array written every step). Here the taken branch
+  computes its value and gradient together in the forward pass, so only the
+  gradient (shaped like `args` in both branches) is kept. Only first-order
+  reverse mode is supported.
+
+  Args:
+    pred: [] bool.
+    true_fn: `(*args) -> [] float32`.
+    false_fn: the same signature.
+    *args: the differentiable arguments (pytrees of float arrays).
+
+  Returns:
+    [] float32, the loss of the branch `pred` picks.
+  """
+
+  @jax.custom_vjp
+  def loss(*args):
+    return jax.lax.cond(pred, true_fn, false_fn, *args)
+
+  def with_grads(fn):
+    argnums = tuple(range(len(args)))
+    return lambda *a: jax.value_and_grad(fn, argnums=argnums)(*a)
+
+  def fwd(*args):
+    return jax.lax.cond(pred, with_grads(true_fn), with_grads(false_fn), *args)
+
+  def bwd(grads, g):
+    return jax.tree.map(lambda x: g * x, grads)
+
+  loss.defvjp(fwd, bwd)
+  return loss(*args)

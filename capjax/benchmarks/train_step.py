@@ -38,10 +38,21 @@ def model_size(config: dict, default_batch: int = 64,
                'grid_cells', 'output_capacity'):
     value = config.get(name)
     fields[name] = getattr(defaults, name) if value is None else value
+  capacities = output_capacities(config)
+  fields['output_capacity'] = capacities[0]
   fields.update(overrides)
   size = bench_model.ModelSize(**fields)
   size.validate()
   return size
+
+
+def output_capacities(config: dict) -> tuple[float, ...]:
+  """The `--output_capacity` values (a number or a list; default 0)."""
+  value = config.get('output_capacity')
+  if value is None:
+    return (0.0,)
+  values = (value,) if isinstance(value, (int, float)) else tuple(value)
+  return tuple(dict.fromkeys(float(v) for v in values)) or (0.0,)
 
 
 def compile_step(setup: bench_model.TrainSetup):
@@ -67,27 +78,31 @@ def step_flops(setup: bench_model.TrainSetup) -> int:
 def run(config: dict) -> list[dict]:
   """Times the train step per `--dtype`, capjax and PyTorch, in turns.
 
-  Every contender (capjax and, when torch imports, PyTorch, at each dtype)
-  takes one step per round, so the ratios between them compare the same
+  Every contender (capjax at each dtype and output capacity and, when torch
+  imports, PyTorch at each dtype) takes one step per round, so the ratios between them compare the same
   stretch of a noisy machine. One record per contender.
   """
   contenders, finish = {}, {}
   gflop = None
   for dtype in dtypes.from_config(config):
-    size = model_size(config, dtype=dtype)
-    setup = bench_model.train_setup(size)
-    compiled, trace_s, compile_s = compile_step(setup)
-    if gflop is None:  # the float32 padded step's work, for every contender
-      plain = dataclasses.replace(size, dtype='float32', output_capacity=0.0)
-      gflop = step_flops(
-          setup if plain == size else bench_model.train_setup(plain)) / 1e9
-    contenders[('capjax', dtype)] = _stepper(compiled, setup)
-    finish[('capjax', dtype)] = functools.partial(
-        _record, size, setup, trace_s=trace_s, compile_s=compile_s,
-        gflop=gflop)
+    for capacity in output_capacities(config):
+      size = model_size(config, dtype=dtype, output_capacity=capacity)
+      setup = bench_model.train_setup(size)
+      compiled, trace_s, compile_s = compile_step(setup)
+      if gflop is None:  # the float32 padded step's work, for every contender
+        plain = dataclasses.replace(size, dtype='float32',
+                                    output_capacity=0.0)
+        gflop = step_flops(
+            setup if plain == size else bench_model.train_setup(plain)) / 1e9
+      name = ('capjax', dtype, capacity)
+      contenders[name] = _stepper(compiled, setup)
+      finish[name] = functools.partial(
+          _record, size, setup, trace_s=trace_s, compile_s=compile_s,
+          gflop=gflop)
     if config.get('torch', True):
+      size = model_size(config, dtype=dtype, output_capacity=0.0)
       step = torch_reference.train_step_fn(size, dtype)
-      if step is not None:
+      if step is not None:  # PyTorch computes every position's logits
         contenders[('pytorch', dtype)] = step
         finish[('pytorch', dtype)] = functools.partial(
             torch_reference.record, size, dtype, gflop_per_step=gflop)

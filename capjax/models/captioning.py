@@ -148,32 +148,35 @@ class Captioner:
     )
     rngs = {'dropout': dropout_rng} if train and dropout_rng is not None else {}
 
-    def head(rows):
+    def head(decoder_params, rows):
       return self.decoder.apply(
-          {'params': params['decoder']}, rows, train=train, rngs=rngs,
+          {'params': decoder_params}, rows, train=train, rngs=rngs,
           method='head',
       )
 
-    def padded(_):
-      return losses.cross_entropy(head(outputs), targets, weights)[0]
+    def padded(decoder_params, outputs):
+      logits = head(decoder_params, outputs)
+      return losses.cross_entropy(logits, targets, weights)[0]
 
     positions = weights.size
     capacity = losses.output_capacity(positions, self.output_capacity)
     if capacity == positions:
-      return padded(None), jnp.sum(weights), intermediates
+      return padded(params['decoder'], outputs), jnp.sum(weights), intermediates
     index, row_weights, fits = losses.real_positions(weights, capacity)
     example, step = jnp.divmod(index, weights.shape[1])
 
-    def padding_free(_):
+    def padding_free(decoder_params, outputs):
       # A leaf with a unit time axis (e.g. a merge image) is per example.
       rows = jax.tree.map(
           lambda x: x[example, step if x.shape[1] > 1 else 0], outputs
       )
       return losses.cross_entropy_rows(
-          head(rows), targets.reshape(-1)[index], row_weights
+          head(decoder_params, rows), targets.reshape(-1)[index], row_weights
       )
 
-    nll_sum = jax.lax.cond(fits, padding_free, padded, None)
+    nll_sum = losses.switch_loss(
+        fits, padding_free, padded, params['decoder'], outputs
+    )
     return nll_sum, jnp.sum(weights), intermediates
 
   def decoder_fns(self, params: Params, images: jax.Array, method='step'):
