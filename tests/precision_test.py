@@ -8,6 +8,8 @@ import numpy as np
 
 from capjax import losses
 from capjax.benchmarks import bench_model
+from capjax.benchmarks import dtypes
+from capjax.benchmarks import timing
 from capjax.models import captioning
 from capjax.models import cells
 from capjax.models import encoders
@@ -310,6 +312,28 @@ class PaddingFreeTest(parameterized.TestCase):
     np.testing.assert_array_equal(row_weights, [1.0, 1.0, 0.5, 0.0])
     self.assertTrue(bool(fits))
     self.assertFalse(bool(losses.real_positions(weights, 2)[2]))
+
+
+class BenchmarkDtypeTest(absltest.TestCase):
+
+  def test_alternating_timer_takes_turns(self):
+    calls = []
+    fns = {'a': lambda: calls.append('a') or 1,
+           'b': lambda: calls.append('b') or 2}
+    timed = timing.time_alternating(fns, repeats=3, warmup=2)
+    # Two warm-up rounds, then three timed ones, one call of each per round.
+    self.assertEqual(calls, ['a', 'b'] * 5)
+    self.assertEqual([timed[k][1] for k in 'ab'], [1, 2])
+    self.assertEqual(timed['a'][0].repeats, 3)
+
+  def test_dtype_flag(self):
+    self.assertEqual(dtypes.from_config({}), ('float32',))
+    self.assertEqual(dtypes.from_config({'dtype': ['bfloat16', 'float32']}),
+                     ('bfloat16', 'float32'))
+    with self.assertRaisesRegex(ValueError, r"unknown \['float16'\]"):
+      dtypes.from_config({'dtype': ['float16']})
+    config = dtypes.set_dtype(bench_model.config(_size('lstm')), 'bfloat16')
+    self.assertEqual(config.model.dtype, 'bfloat16')
 
 
 if __name__ == '__main__':
