@@ -79,8 +79,9 @@ def run(config: dict) -> list[dict]:
   """Times the train step per `--dtype`, capjax and PyTorch, in turns.
 
   Every contender (capjax at each dtype and output capacity and, when torch
-  imports, PyTorch at each dtype) takes one step per round, so the ratios between them compare the same
-  stretch of a noisy machine. One record per contender.
+  imports, PyTorch at each dtype) takes one step per round, so the ratios
+  between them compare the same stretch of a noisy machine. One record per
+  contender.
   """
   contenders, finish = {}, {}
   gflop = None
