@@ -1,5 +1,7 @@
 """Tests for mixed precision (model.dtype) and the padding-free output layer."""
 
+import functools
+
 from absl.testing import absltest
 from absl.testing import parameterized
 import jax
@@ -164,9 +166,10 @@ class CellPrecisionTest(parameterized.TestCase):
       final = sum(jnp.sum(jnp.sin(leaf)) for leaf in jax.tree.leaves(carry))
       return jnp.sum(hs * weights) + final
 
-    grad = jax.grad(loss, argnums=(1, 2, 3))
+    grad = jax.jit(jax.grad(loss, argnums=(1, 2, 3)), static_argnums=0)
     got = grad(fused.apply, params, x, h0)
-    want = grad(lambda *a: _plain_bf16_recurrence(kind, *a), params, x, h0)
+    want = grad(functools.partial(_plain_bf16_recurrence, kind), params, x,
+                h0)
     exact = grad(_Sequence(kind, fused=True, dtype='float32').apply, params,
                  x, h0)
     # Within bfloat16 rounding of the plain bfloat16 model's gradients...
@@ -189,8 +192,9 @@ class CaptionerPrecisionTest(parameterized.TestCase):
     images, inputs, _, _ = models.batches[decoder]
     params = models.params[decoder]
     logits = {
-        dtype: models.models[decoder, dtype].logits(
-            params, images, inputs, train=False)[0]
+        dtype: jax.jit(functools.partial(
+            models.models[decoder, dtype].logits, train=False))(
+                params, images, inputs)[0]
         for dtype in ('float32', 'bfloat16')
     }
     self.assertEqual(logits['bfloat16'].dtype, jnp.float32)
@@ -208,10 +212,13 @@ class CaptionerPrecisionTest(parameterized.TestCase):
     tokens = jnp.full((images.shape[0], 3), bench_model.BOS_ID, jnp.int32)
     out = {}
     for dtype in ('float32', 'bfloat16'):
-      step_fn, carry = models.models[decoder, dtype].decoder_fns(
-          params, images)
-      out[dtype] = step_fn(tokens, jax.tree.map(
-          lambda x: jnp.repeat(x[:, None], 3, axis=1), carry))[0]
+
+      def first_step(params, images, model=models.models[decoder, dtype]):
+        step_fn, carry = model.decoder_fns(params, images)
+        return step_fn(tokens, jax.tree.map(
+            lambda x: jnp.repeat(x[:, None], 3, axis=1), carry))[0]
+
+      out[dtype] = jax.jit(first_step)(params, images)
     self.assertEqual(out['bfloat16'].dtype, jnp.float32)
     error = _relative_error(out['bfloat16'], out['float32'])
     self.assertLess(error, 3e-2)
@@ -221,8 +228,8 @@ class CaptionerPrecisionTest(parameterized.TestCase):
     models = _models()
     images, inputs, targets, weights = models.batches['lstm']
     model = models.models['lstm', 'bfloat16']
-    grads = jax.grad(lambda p: model.nll_sums(
-        p, images, inputs, targets, weights, train=False)[0])(
+    grads = jax.jit(jax.grad(lambda p: model.nll_sums(
+        p, images, inputs, targets, weights, train=False)[0]))(
             models.params['lstm'])
     for leaf in jax.tree.leaves((models.params['lstm'], grads)):
       self.assertEqual(leaf.dtype, jnp.float32)
@@ -236,7 +243,8 @@ class CaptionerPrecisionTest(parameterized.TestCase):
     f32 = encoders.create(config)
     bf16 = encoders.create(config, 'bfloat16')
     params = f32.init(jax.random.key(1), images)
-    got, want = bf16.apply(params, images), f32.apply(params, images)
+    got = jax.jit(bf16.apply)(params, images)
+    want = jax.jit(f32.apply)(params, images)
     self.assertEqual(got[0].dtype, jnp.float32)
     self.assertLess(_relative_error(got, want), 3e-2)
     self.assertGreater(_relative_error(got, want), 1e-5)
