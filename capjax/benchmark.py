@@ -11,6 +11,9 @@ r"""Benchmarks: `python -m capjax.benchmark WHAT [--flags] [--json]`.
       --dtype=float32,bfloat16 --batch=8
   python -m capjax.benchmark stories --batch=64 --story_length=500
   python -m capjax.benchmark retrieval --model=mrnn --retrieval_images=32
+  python -m capjax.benchmark train_step --dtype=float32,bfloat16
+  python -m capjax.benchmark train_step --dtype=bfloat16 --output_capacity=0,0.8
+  python -m capjax.benchmark dtypes                   # matmul rate per dtype
 
 WHAT names a module of `capjax.benchmarks` in `BENCHMARKS`; its
 `run(config) -> list[dict]` returns one record per measurement. They are
@@ -46,6 +49,7 @@ BENCHMARKS = {
     'retrieval': 'capjax.benchmarks.retrieval',
     'extract': 'capjax.benchmarks.extract',
     'stories': 'capjax.benchmarks.stories',
+    'dtypes': 'capjax.benchmarks.dtypes',
 }
 
 _JSON = flags.DEFINE_bool('json', False, 'One JSON object per line.')
@@ -68,6 +72,14 @@ _EMBED = flags.DEFINE_integer('embed', 256, 'E: embedding size.')
 _GRID_CELLS = flags.DEFINE_integer(
     'grid_cells', 0, 'Image features as a grid of this many 2048-d cells '
     '(for soft attention); 0: one flat feature.')
+_DTYPE = flags.DEFINE_list(
+    'dtype', ['float32'], 'Matmul compute dtype(s) of the model '
+    '(model.dtype) or of the extract CNNs: float32 and/or bfloat16; several '
+    'are timed in turns.')
+_OUTPUT_CAPACITY = flags.DEFINE_list(
+    'output_capacity', ['0'], 'train_step: share(s) of the batch*time '
+    'positions the output layer computes (model.output_capacity; 0 = all, '
+    'padded); several are timed in turns.')
 _TORCH = flags.DEFINE_bool(
     'torch', True, 'train_step: also time the PyTorch reference when torch '
     'is installed.')
@@ -119,9 +131,6 @@ _CAPTIONS = flags.DEFINE_string(
 _ARCH = flags.DEFINE_list(
     'arch', ['vgg16'], 'extract: CNNs to time (vgg16, vgg19, resnet50, '
     'resnet101, inception_v3), timed in turns.')
-_DTYPE = flags.DEFINE_list(
-    'dtype', ['float32'], 'extract: compute dtypes (float32, bfloat16), '
-    'timed in turns.')
 _RETRIEVAL_IMAGES = flags.DEFINE_integer(
     'retrieval_images', 32, 'retrieval: N images, 5 N sentences.')
 
@@ -210,6 +219,8 @@ def flag_config() -> dict:
       'hidden': _HIDDEN.value,
       'embed': _EMBED.value,
       'grid_cells': _GRID_CELLS.value,
+      'dtype': _DTYPE.value,
+      'output_capacity': [float(v) for v in _OUTPUT_CAPACITY.value],
       'torch': _TORCH.value,
       'modes': _MODES.value,
       'beam': _BEAM.value,

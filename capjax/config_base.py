@@ -157,6 +157,14 @@ def base_config() -> ml_collections.ConfigDict:
   c.eval.consensus.space = 'refined'  # refined g2(V_I I) | raw features
   c.eval.consensus.train_images = 0  # training images searched (0 = all)
   # --- end m-RNN ---
+  # --- Mixed precision and the padding-free output layer (issue 15) ---
+  # Matmul compute dtype: float32 | bfloat16 (bfloat16 inputs, float32
+  # accumulation; parameters, optimizer state, state, softmax, loss stay f32).
+  c.model.dtype = 'float32'
+  # Share of a batch's batch*time positions the output layer computes in the
+  # loss (rows of real tokens only, rounded up to a multiple of 8); a batch
+  # with more real tokens takes the padded path. 0 = always all positions.
+  c.model.output_capacity = 0.0
   return c
 
 

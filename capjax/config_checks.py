@@ -8,6 +8,8 @@ decoder, the evaluators, and that `train.best_metric` is a key those
 evaluators produce.
 """
 
+import dataclasses
+
 import ml_collections
 
 from capjax import evaluators
@@ -64,6 +66,24 @@ def _one_of(key: str, value, known) -> None:
         f'config.{key}={value!r} is unknown: choose one of {sorted(known)}.')
 
 
+def _check_precision(config: ml_collections.ConfigDict) -> None:
+  """bfloat16 and the padding-free output need the captioner's support."""
+  if config.get('task', 'captioning') != 'captioning':
+    return
+  decoder = captioners.REGISTRY[config.model.decoder]
+  fields = {f.name for f in dataclasses.fields(decoder)}
+  if config.model.get('dtype', 'float32') != 'float32' and (
+      'dtype' not in fields):
+    raise ConfigError(
+        f'config.model.dtype={config.model.dtype!r}: the {config.model.decoder}'
+        ' captioner computes in float32 only; set model.dtype=float32.')
+  if config.model.get('output_capacity', 0.0) and not hasattr(decoder,
+                                                               'outputs'):
+    raise ConfigError(
+        f'config.model.output_capacity: the {config.model.decoder} captioner '
+        'has no padding-free output layer; set it to 0.')
+
+
 def check(config: ml_collections.ConfigDict) -> None:
   """Raises `ConfigError` (one line) on the first value that cannot run."""
   for key, least in MINIMUM.items():
@@ -87,6 +107,9 @@ def check(config: ml_collections.ConfigDict) -> None:
   _one_of('model.cell', config.model.cell, cells.CELLS)
   _one_of('model.encoder.name', config.model.encoder.name, encoders.ENCODERS)
   _one_of('eval.decode', config.eval.decode, decoding_settings.METHODS)
+  _one_of('model.dtype', config.model.get('dtype', 'float32'),
+          ('float32', 'bfloat16'))
+  _check_precision(config)
   try:
     produced = evaluators.metric_names(config, task)
   except ValueError as e:

@@ -4,7 +4,13 @@ Losses return sums and counts, not means, so that a loss averaged over the
 real tokens of a global batch is the same whether the batch sits on one
 device, on eight, or on several hosts (the caller divides by the global
 count).
+
+The padding-free output layer (`real_positions`, `cross_entropy_rows`)
+computes logits only at the real tokens of a batch: a static number of rows
+(`output_capacity`), so that nothing recompiles per batch.
 """
+
+import math
 
 import jax
 import jax.numpy as jnp
@@ -83,3 +89,99 @@ def doubly_stochastic(alpha: jax.Array, weights: jax.Array) -> jax.Array:
   """
   coverage = jnp.einsum('btl,bt->bl', alpha, weights)
   return jnp.sum((1.0 - coverage) ** 2)
+
+
+# Rows of the padding-free output layer are rounded up to a multiple of this
+# (the vector width of the matmul kernels; any value is correct).
+CAPACITY_MULTIPLE = 8
+
+
+def output_capacity(positions: int, share: float) -> int:
+  """Static rows of the padding-free output layer for a batch.
+
+  Args:
+    positions: batch * time, every position of the batch.
+    share: the share of positions to compute (config model.output_capacity);
+      0 (or >= 1) means all of them.
+
+  Returns:
+    `ceil(share * positions)` rounded up to a multiple of 8, at most
+    `positions`; `positions` when the share is 0.
+  """
+  if share < 0:
+    raise ValueError(
+        f'model.output_capacity must be >= 0 (0 = off); got {share}.'
+    )
+  if share == 0 or share >= 1:
+    return positions
+  rows = -(-int(math.ceil(share * positions)) // CAPACITY_MULTIPLE)
+  return min(positions, rows * CAPACITY_MULTIPLE)
+
+
+def real_positions(
+    weights: jax.Array, capacity: int
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """The first `capacity` positions of nonzero weight, in order.
+
+  Args:
+    weights: [batch, time] float32 (0 on padding).
+    capacity: static number of rows to return.
+
+  Returns:
+    `(index [capacity] int32` into the flattened [batch * time] positions
+    (0 where unused), `row_weights [capacity] float32` (0 where unused),
+    `fits [] bool`: whether every real position got a row; when it is False
+    some were left out and the caller must not use these rows).
+  """
+  flat = weights.reshape(-1)
+  real = flat != 0
+  (index,) = jnp.nonzero(real, size=capacity, fill_value=0)
+  used = jnp.arange(capacity) < jnp.sum(real)
+  row_weights = jnp.where(used, flat[index], 0.0)
+  return index.astype(jnp.int32), row_weights, jnp.sum(real) <= capacity
+
+
+def cross_entropy_rows(
+    logits: jax.Array, targets: jax.Array, row_weights: jax.Array
+) -> jax.Array:
+  """Weighted nll sum of rows: [rows, vocab], [rows], [rows] -> [] float32."""
+  nll = token_nll(logits.astype(jnp.float32), targets)
+  return jnp.sum(nll * row_weights)
+
+
+def switch_loss(pred: jax.Array, true_fn, false_fn, *args) -> jax.Array:
+  """`lax.cond(pred, true_fn, false_fn, *args)` for a scalar loss.
+
+  Differentiating through `lax.cond` saves the residuals of both branches,
+  zero-filled for the branch not taken (for the padded output layer, a
+  [batch * time, vocab] array written every step). Here the taken branch
+  computes its value and gradient together in the forward pass, so only the
+  gradient (shaped like `args` in both branches) is kept. Only first-order
+  reverse mode is supported.
+
+  Args:
+    pred: [] bool.
+    true_fn: `(*args) -> [] float32`.
+    false_fn: the same signature.
+    *args: the differentiable arguments (pytrees of float arrays).
+
+  Returns:
+    [] float32, the loss of the branch `pred` picks.
+  """
+
+  @jax.custom_vjp
+  def loss(*args):
+    return jax.lax.cond(pred, true_fn, false_fn, *args)
+
+  def with_grads(fn):
+    argnums = tuple(range(len(args)))
+    return lambda *a: jax.value_and_grad(fn, argnums=argnums)(*a)
+
+  def fwd(*args):
+    return jax.lax.cond(pred, with_grads(true_fn), with_grads(false_fn), *args)
+
+  def bwd(grads, g):
+    return jax.tree.map(lambda x: g * x, grads)
+
+  loss.defvjp(fwd, bwd)
+  return loss(*args)

@@ -4,8 +4,9 @@ So that figures compare across frameworks, the speed benchmarks train and
 decode one fixed Show-and-Tell model: a 2048-float image feature ->
 Dense(2048 -> E) is the first LSTM input, then the embedded caption tokens;
 one LSTM layer of H units; Dense(H -> V) logits; masked cross-entropy over
-captions whose lengths are uniform in [T/2, T]; Adam; float32. Defaults:
-batch 64, T = 20, V = 5000, H = 512, E = 256.
+captions whose lengths are uniform in [T/2, T]; Adam; float32 matmuls
+unless `dtype` says bfloat16 (`model.dtype`). Defaults: batch 64, T = 20,
+V = 5000, H = 512, E = 256.
 
 It is built the way a user builds a model: a `config_base.base_config()`
 with the `identity` encoder (precomputed features), `captioning.create`, and
@@ -48,6 +49,9 @@ class ModelSize:
     feature_dim: size of the precomputed image feature.
     grid_cells: 0 for flat features [batch, feature_dim]; L > 0 for a grid
       [batch, L, feature_dim] (what soft attention attends over).
+    dtype: matmul compute dtype, 'float32' or 'bfloat16' (model.dtype).
+    output_capacity: share of the batch*time positions the train step's
+      output layer computes (model.output_capacity; 0 = all).
   """
 
   decoder: str = 'lstm'
@@ -58,6 +62,8 @@ class ModelSize:
   embed: int = 256
   feature_dim: int = FEATURE_DIM
   grid_cells: int = 0
+  dtype: str = 'float32'
+  output_capacity: float = 0.0
 
   @property
   def captioner(self) -> str:
@@ -85,6 +91,12 @@ class ModelSize:
         raise ValueError(f'--{name} must be >= 1, got {getattr(self, name)}.')
     if self.max_len < 2:
       raise ValueError(f'--max_len must be >= 2, got {self.max_len}.')
+    if self.dtype not in ('float32', 'bfloat16'):
+      raise ValueError(
+          f"--dtype={self.dtype!r}: use 'float32' or 'bfloat16'.")
+    if not 0 <= self.output_capacity <= 1:
+      raise ValueError('--output_capacity must be in [0, 1], got '
+                       f'{self.output_capacity}.')
     if self.vocab <= FIRST_WORD_ID:
       raise ValueError(
           f'--vocab must be > {FIRST_WORD_ID} (PAD, BOS, EOS, UNK and a '
@@ -103,6 +115,8 @@ class ModelSize:
         'embed': self.embed,
         'feature_dim': self.feature_dim,
         'grid_cells': self.grid_cells,
+        'dtype': self.dtype,
+        'output_capacity': self.output_capacity,
     }
 
 
@@ -117,6 +131,8 @@ def config(size: ModelSize) -> ml_collections.ConfigDict:
   c.model.attention_dim = size.embed
   c.model.dropout = 0.0
   c.model.encoder.name = 'identity'
+  c.model.dtype = size.dtype
+  c.model.output_capacity = size.output_capacity
   c.dataset.max_len = size.max_len
   c.train.batch_size = size.batch
   c.train.attention_lambda = 0.0

@@ -1,8 +1,9 @@
 """Flag checks of the benchmark entry point, run before anything is timed."""
 
 from capjax.benchmarks import decode
-from capjax.benchmarks import retrieval
+from capjax.benchmarks import dtypes
 from capjax.benchmarks import extract
+from capjax.benchmarks import retrieval
 from capjax.benchmarks import train_step
 
 MODEL_BENCHMARKS = ('train_step', 'decode', 'compile')
@@ -20,6 +21,7 @@ def check_config(what: str, config: dict) -> None:
     raise ValueError(f'--batch must be >= 1, got {batch}.')
   if what in MODEL_BENCHMARKS:
     train_step.model_size(config)
+    dtypes.from_config(config)
   if what == 'decode':
     decode.check_modes(config.get('modes'))
   if what == 'retrieval':

@@ -7,7 +7,8 @@ here with `early_stop=False` so every caption takes `max_len` steps (random
 parameters would otherwise make the figure depend on when EOS wins). Reports
 captions/s and tokens/s (max_len tokens per caption), trace and compile
 seconds, and the matmul FLOPs of one call (the while loop counted max_len
-times) with the achieved GFLOP/s.
+times) with the achieved GFLOP/s. `--dtype=float32,bfloat16` times the step
+functions in both precisions, in turns (beam scores stay float32).
 """
 
 import functools
@@ -17,6 +18,7 @@ import jax
 
 from capjax import decoding
 from capjax.benchmarks import bench_model
+from capjax.benchmarks import dtypes
 from capjax.benchmarks import flops
 from capjax.benchmarks import timing
 from capjax.benchmarks import train_step
@@ -79,31 +81,46 @@ def check_modes(modes) -> tuple[str, ...]:
 
 
 def run(config: dict) -> list[dict]:
-  """Times greedy and/or beam decoding; one record per mode."""
-  size = train_step.model_size(config, default_batch=DEFAULT_BATCH)
+  """Times greedy and/or beam decoding; one record per mode and dtype.
+
+  With several `--dtype`s, the decodes of one mode are timed in turns (one
+  call of each per round), so their ratio compares like with like. The
+  parameters are the same float32 ones for every dtype.
+  """
   modes = check_modes(config.get('modes'))
-  model, params = bench_model.init_params(size)
-  images = jax.device_put(bench_model.features(size))
+  names = dtypes.from_config(config)
+  sizes = {dtype: train_step.model_size(config, default_batch=DEFAULT_BATCH,
+                                        dtype=dtype) for dtype in names}
+  models = {}
+  for dtype, size in sizes.items():
+    models[dtype], params = bench_model.init_params(size)
+  images = jax.device_put(bench_model.features(sizes[names[0]]))
   records = []
   for mode in modes:
     beam = config.get('beam', 3) if mode == 'beam' else 1
-    settings = dict(mode=mode, beam=beam, max_len=size.max_len)
-    compiled, trace_s, compile_s = compile_decode(
-        model, params, images, **settings)
-    t, _ = timing.time_fn(lambda c=compiled: c(params, images),
-                          config['repeats'], config['warmup'],
-                          between=config.get('between'))
-    seconds = t.median_seconds
-    gflop = decode_flops(model, params, images, **settings) / 1e9
-    records.append(dict(
-        benchmark='decode', impl='capjax', mode=mode, beam=beam,
-        **size.as_record(),
-        batch_ms=1e3 * seconds, min_batch_ms=1e3 * t.min_seconds,
-        max_batch_ms=1e3 * t.max_seconds,
-        captions_per_s=size.batch / seconds,
-        tokens_per_s=size.batch * size.max_len / seconds,
-        trace_s=trace_s, compile_s=compile_s,
-        gflop_per_batch=gflop, achieved_gflop_per_s=gflop / seconds,
-        repeats=t.repeats, warmup=t.warmup,
-    ))
+    settings = dict(mode=mode, beam=beam, max_len=sizes[names[0]].max_len)
+    fns, compiled_s = {}, {}
+    for dtype in names:
+      compiled, trace_s, compile_s = compile_decode(
+          models[dtype], params, images, **settings)
+      fns[dtype] = functools.partial(compiled, params, images)
+      compiled_s[dtype] = (trace_s, compile_s)
+    gflop = decode_flops(models[names[0]], params, images, **settings) / 1e9
+    timed = timing.time_alternating(fns, config['repeats'], config['warmup'],
+                                    between=config.get('between'))
+    for dtype, (t, _) in timed.items():
+      size = sizes[dtype]
+      seconds = t.median_seconds
+      trace_s, compile_s = compiled_s[dtype]
+      records.append(dict(
+          benchmark='decode', impl='capjax', mode=mode, beam=beam,
+          **size.as_record(),
+          batch_ms=1e3 * seconds, min_batch_ms=1e3 * t.min_seconds,
+          max_batch_ms=1e3 * t.max_seconds,
+          captions_per_s=size.batch / seconds,
+          tokens_per_s=size.batch * size.max_len / seconds,
+          trace_s=trace_s, compile_s=compile_s,
+          gflop_per_batch=gflop, achieved_gflop_per_s=gflop / seconds,
+          repeats=t.repeats, warmup=t.warmup,
+      ))
   return records

@@ -68,3 +68,52 @@ def time_fn(fn: Callable[[], Any], repeats: int = 5, warmup: int = 1,
   return Timing(first_seconds=first, median_seconds=statistics.median(times),
                 min_seconds=min(times), max_seconds=max(times),
                 repeats=repeats, warmup=warmup), result
+
+
+def time_alternating(
+    fns: dict[str, Callable[[], Any]], repeats: int = 5, warmup: int = 1,
+    between: Callable[[], Any] | None = None,
+) -> dict[str, tuple[Timing, Any]]:
+  """Times several functions in turns: one call of each per round.
+
+  On a noisy machine the ratio of two figures means something only when
+  both were measured over the same stretch of time; interleaving their calls
+  gives each the same share of the machine's slow and fast moments.
+
+  Args:
+    fns: name -> function of no arguments.
+    repeats: rounds of timed calls (at least 1).
+    warmup: untimed rounds first (the first call of each is kept apart as
+      its `first_seconds`).
+    between: called (untimed) after every round.
+
+  Returns:
+    name -> (Timing, the result of its last call), in the order of `fns`.
+  """
+  if repeats < 1:
+    raise ValueError(f'repeats must be at least 1, got {repeats}.')
+  first, times, results = {}, {name: [] for name in fns}, {}
+  for name, fn in fns.items():
+    start = time.perf_counter()
+    results[name] = _wait(fn())
+    first[name] = time.perf_counter() - start
+    if not warmup:
+      times[name].append(first[name])
+  for _ in range(max(warmup - 1, 0)):
+    for name, fn in fns.items():
+      results[name] = _wait(fn())
+  rounds = repeats - (0 if warmup else 1)
+  for _ in range(rounds):
+    for name, fn in fns.items():
+      start = time.perf_counter()
+      results[name] = _wait(fn())
+      times[name].append(time.perf_counter() - start)
+    if between is not None:
+      between()
+  return {
+      name: (Timing(first_seconds=first[name],
+                    median_seconds=statistics.median(times[name]),
+                    min_seconds=min(times[name]), max_seconds=max(times[name]),
+                    repeats=repeats, warmup=warmup), results[name])
+      for name in fns
+  }

@@ -2,8 +2,10 @@
 
 `Captioner` bundles a pure encoder (`capjax.models.encoders`) with a Flax
 captioner module and exposes what training, evaluation and decoding need:
-`init`, `logits` (teacher forcing) and `decoder` (a step function for
-`capjax.decoding`). Parameters are `{'encoder': ..., 'decoder': ...}`.
+`init`, `logits` (teacher forcing), `nll_sums` (the loss's sums through the
+padding-free output layer) and `decoder_fns` (a step function for
+`capjax.decoding`). Parameters are `{'encoder': ..., 'decoder': ...}`, float32
+whatever `model.dtype` computes in.
 """
 
 import dataclasses
@@ -14,8 +16,10 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
+from capjax import losses
 from capjax.models import captioners
 from capjax.models import encoders
+from capjax.models import precision
 
 Params = Any
 
@@ -32,11 +36,14 @@ class Captioner:
       `step`).
     blind: zero every image before encoding (the blind baseline: a captioner
       that cannot see, to measure how much the image matters).
+    output_capacity: share of a batch's positions the output layer of
+      `nll_sums` computes (0 = all; see `losses.output_capacity`).
   """
 
   encoder: encoders.Encoder
   decoder: nn.Module
   blind: bool = False
+  output_capacity: float = 0.0
 
   def init(self, rng: jax.Array, images: jax.Array, tokens: jax.Array):
     """images: [batch, ...]; tokens: [batch, time] int32 -> params."""
@@ -79,19 +86,105 @@ class Captioner:
       `(logits [batch, time, vocab] float32, intermediates)`; intermediates
       holds what the decoder sowed (e.g. `attention` [batch, time, cells]).
     """
+    return self._teacher_forced(
+        params, images, tokens, train=train, dropout_rng=dropout_rng,
+        captions_per_image=captions_per_image, method='__call__',
+    )
+
+  def _teacher_forced(self, params, images, tokens, *, train, dropout_rng,
+                      captions_per_image, method):
     features = self.encode(params, images)
     rngs = {'dropout': dropout_rng} if train and dropout_rng is not None else {}
-    logits, state = self.decoder.apply(
+    out, state = self.decoder.apply(
         {'params': params['decoder']}, features, tokens, train=train,
         captions_per_image=captions_per_image, rngs=rngs,
-        mutable=['intermediates'],
+        mutable=['intermediates'], method=method,
     )
     intermediates = jax.tree.map(
         lambda x: x[0] if isinstance(x, tuple) else x,
         dict(state.get('intermediates', {})),
         is_leaf=lambda x: isinstance(x, tuple),
     )
-    return logits, intermediates
+    return out, intermediates
+
+  def nll_sums(
+      self,
+      params: Params,
+      images: jax.Array,
+      inputs: jax.Array,
+      targets: jax.Array,
+      weights: jax.Array,
+      *,
+      train: bool,
+      dropout_rng: jax.Array | None = None,
+      captions_per_image: int = 1,
+  ):
+    """Teacher-forced nll sum, with logits only at the real tokens.
+
+    The output layer (the largest matmul of a captioner) runs on a static
+    number of rows, `losses.output_capacity(batch * time,
+    self.output_capacity)`, holding the hidden states of the real positions
+    only. If a batch has more real positions than rows, that batch takes the
+    padded path instead (a `lax.cond`: same value, no position is ever
+    dropped, nothing recompiles). With `output_capacity` 0 only the padded
+    path is built.
+
+    Args:
+      params: model parameters.
+      images: [batch, ...] images or features.
+      inputs: [batch * captions_per_image, time] int32 input tokens.
+      targets: [batch * captions_per_image, time] int32 next tokens.
+      weights: [batch * captions_per_image, time] float32, 0 on padding.
+      train: dropout on.
+      dropout_rng: key for dropout when training.
+      captions_per_image: captions per image (consecutive rows).
+
+    Returns:
+      `(nll_sum [] float32, weight_sum [] float32, intermediates)`.
+    """
+    if not hasattr(self.decoder, 'outputs'):
+      # A captioner without the outputs/head split: logits everywhere.
+      logits, intermediates = self.logits(
+          params, images, inputs, train=train, dropout_rng=dropout_rng,
+          captions_per_image=captions_per_image)
+      nll_sum, count = losses.cross_entropy(logits, targets, weights)
+      return nll_sum, count, intermediates
+    outputs, intermediates = self._teacher_forced(
+        params, images, inputs, train=train, dropout_rng=dropout_rng,
+        captions_per_image=captions_per_image, method='outputs',
+    )
+    rngs = {'dropout': dropout_rng} if train and dropout_rng is not None else {}
+
+    def head(decoder_params, rows):
+      return self.decoder.apply(
+          {'params': decoder_params}, rows, train=train, rngs=rngs,
+          method='head',
+      )
+
+    def padded(decoder_params, outputs):
+      logits = head(decoder_params, outputs)
+      return losses.cross_entropy(logits, targets, weights)[0]
+
+    positions = weights.size
+    capacity = losses.output_capacity(positions, self.output_capacity)
+    if capacity == positions:
+      return padded(params['decoder'], outputs), jnp.sum(weights), intermediates
+    index, row_weights, fits = losses.real_positions(weights, capacity)
+    example, step = jnp.divmod(index, weights.shape[1])
+
+    def padding_free(decoder_params, outputs):
+      # A leaf with a unit time axis (e.g. a merge image) is per example.
+      rows = jax.tree.map(
+          lambda x: x[example, step if x.shape[1] > 1 else 0], outputs
+      )
+      return losses.cross_entropy_rows(
+          head(decoder_params, rows), targets.reshape(-1)[index], row_weights
+      )
+
+    nll_sum = losses.switch_loss(
+        fits, padding_free, padded, params['decoder'], outputs
+    )
+    return nll_sum, jnp.sum(weights), intermediates
 
   def decoder_fns(self, params: Params, images: jax.Array, method='step'):
     """Builds what `capjax.decoding` needs for a batch of images.
@@ -124,6 +217,9 @@ class Captioner:
 def create(config: ml_collections.ConfigDict, vocab_size: int) -> Captioner:
   """Builds the captioner of `config.model` for a vocabulary size."""
   model_config = config.model
+  # Configs saved before these fields existed compute in float32, padded.
+  dtype = model_config.get('dtype', 'float32')
+  precision.compute_dtype(dtype)  # a one-line error if unknown
   if model_config.decoder not in DECODERS:
     raise ValueError(
         f'Unknown decoder {model_config.decoder!r}: choose one of '
@@ -157,13 +253,15 @@ def create(config: ml_collections.ConfigDict, vocab_size: int) -> Captioner:
       dropout=model_config.dropout,
       fused=model_config.fused,
       unroll=model_config.unroll,
+      dtype=dtype,
   )
   if model_config.decoder == 'merge':
     kwargs['merge'] = model_config.merge
   elif model_config.decoder == 'soft_attention':
     kwargs['attention_dim'] = model_config.attention_dim
   return Captioner(
-      encoder=encoders.create(model_config.encoder),
+      encoder=encoders.create(model_config.encoder, dtype),
       decoder=DECODERS[model_config.decoder](**kwargs),
       blind=model_config.blind,
+      output_capacity=model_config.get('output_capacity', 0.0),
   )

@@ -14,6 +14,11 @@ A cell splits its work the way a fast recurrent layer must:
   With `fused=False` it runs `nn.scan` over `step` and lets autodiff do the
   rest; the two are tested to give the same values and gradients.
 
+Mixed precision (`dtype`, from `model.dtype`): the input projection and the
+recurrent matmuls, forward and backward, take bfloat16 inputs and accumulate
+in float32; the carry, the gates and their activations stay float32 (the
+recurrence would otherwise round its state at every step).
+
 Gate layout: LSTM `(i, f, g, o)`, GRU `(r, z, n)` with the reset gate applied
 after the recurrent matmul (the cuDNN convention). The ReLU cell is the m-RNN
 recurrent layer (Mao et al., Eq. 2): `r(t) = ReLU(U_r r(t-1) + w(t))`, the
@@ -26,6 +31,8 @@ from typing import Any
 from flax import linen as nn
 import jax
 import jax.numpy as jnp
+
+from capjax.models import precision
 
 Carry = Any
 # Forget-gate bias at start: remembering is the safer default.
@@ -67,26 +74,49 @@ def _lstm_activations(gates: jax.Array, c: jax.Array):
   return (i, f, g, o, tanh_c), c_new, o * tanh_c
 
 
-def lstm_step(w_hh: jax.Array, carry, x_proj: jax.Array):
+def _cast(x, dtype):
+  """x in the compute dtype; unchanged for float32 (float64 tests too)."""
+  return x if precision.is_float32(dtype) else x.astype(dtype)
+
+
+def _mm(x, w_c, dtype):
+  """x [b, k] @ w_c [k, n] in the compute dtype (w_c cast), float32 out."""
+  if precision.is_float32(dtype):
+    return x @ w_c
+  return precision.dot_nn(x.astype(dtype), w_c)
+
+
+def _mm_t(x, w_c, dtype):
+  """x [b, n] @ w_c [k, n]^T in the compute dtype, float32 out."""
+  if precision.is_float32(dtype):
+    return x @ w_c.T
+  return precision.dot_nt(x.astype(dtype), w_c)
+
+
+def lstm_step(w_hh: jax.Array, carry, x_proj: jax.Array, dtype=jnp.float32):
   """One LSTM step.
 
   Args:
     w_hh: [hidden, 4 * hidden] recurrent kernel.
-    carry: `(c, h)`, each [..., hidden].
+    carry: `(c, h)`, each [..., hidden] float32.
     x_proj: [..., 4 * hidden] projected input (bias included).
+    dtype: compute dtype of the recurrent matmul (float32 accumulation).
 
   Returns:
     `((c, h), h)`.
   """
   c, h = carry
-  _, c, h = _lstm_activations(x_proj + h @ w_hh, c)
+  gates = x_proj + precision.matmul(h, w_hh, dtype)
+  _, c, h = _lstm_activations(gates, c)
   return (c, h), h
 
 
-def _lstm_forward(w_hh, x_proj, c0, h0, unroll):
+def _lstm_forward(w_hh, x_proj, c0, h0, unroll, dtype):
+  w_c = _cast(w_hh, dtype)
+
   def body(carry, x):
     c, h = carry
-    acts, c_new, h_new = _lstm_activations(x + h @ w_hh, c)
+    acts, c_new, h_new = _lstm_activations(x + _mm(h, w_c, dtype), c)
     return (c_new, h_new), (h_new, c) + acts
 
   (c_t, h_t), (hs, c_prev, i, f, g, o, tanh_c) = jax.lax.scan(
@@ -95,8 +125,8 @@ def _lstm_forward(w_hh, x_proj, c0, h0, unroll):
   return (c_t, h_t), hs, (c_prev, i, f, g, o, tanh_c)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(4,))
-def lstm_recurrence(w_hh, x_proj, c0, h0, unroll=1):
+@functools.partial(jax.custom_vjp, nondiff_argnums=(4, 5))
+def lstm_recurrence(w_hh, x_proj, c0, h0, unroll=1, dtype=jnp.float32):
   """Runs an LSTM over a time-major sequence of projected inputs.
 
   Args:
@@ -105,23 +135,25 @@ def lstm_recurrence(w_hh, x_proj, c0, h0, unroll=1):
     c0: [batch, hidden] initial cell state.
     h0: [batch, hidden] initial hidden state.
     unroll: time steps per loop iteration.
+    dtype: compute dtype of the recurrent matmuls, forward and backward
+      (float32 accumulation; the state and the gates stay float32).
 
   Returns:
     `((c_T, h_T), hs)`; hs: [time, batch, hidden].
   """
-  carry, hs, _ = _lstm_forward(w_hh, x_proj, c0, h0, unroll)
+  carry, hs, _ = _lstm_forward(w_hh, x_proj, c0, h0, unroll, dtype)
   return carry, hs
 
 
-def _lstm_recurrence_fwd(w_hh, x_proj, c0, h0, unroll):
-  carry, hs, acts = _lstm_forward(w_hh, x_proj, c0, h0, unroll)
+def _lstm_recurrence_fwd(w_hh, x_proj, c0, h0, unroll, dtype):
+  carry, hs, acts = _lstm_forward(w_hh, x_proj, c0, h0, unroll, dtype)
   return (carry, hs), (w_hh, h0, hs, acts)
 
 
-def _lstm_recurrence_bwd(unroll, residuals, cotangents):
+def _lstm_recurrence_bwd(unroll, dtype, residuals, cotangents):
   w_hh, h0, hs, (c_prev, i, f, g, o, tanh_c) = residuals
   (dc_t, dh_t), dhs = cotangents
-  w_hh_t = w_hh.T
+  w_c = _cast(w_hh, dtype)
 
   def body(carry, xs):
     dc_next, dh_next = carry
@@ -137,15 +169,26 @@ def _lstm_recurrence_bwd(unroll, residuals, cotangents):
         ],
         axis=-1,
     )
-    return (dc * f, dgates @ w_hh_t), dgates
+    return (dc * f, _mm_t(dgates, w_c, dtype)), dgates
 
   (dc0, dh0), dgates = jax.lax.scan(
       body, (dc_t, dh_t), (dhs, c_prev, i, f, g, o, tanh_c),
       reverse=True, unroll=unroll,
   )
   h_prev = jnp.concatenate([h0[None], hs[:-1]], axis=0)
-  dw_hh = jnp.einsum('tbh,tbg->hg', h_prev, dgates)
+  dw_hh = _weight_grad(h_prev, dgates, dtype)
   return dw_hh, dgates, dc0, dh0
+
+
+def _weight_grad(h_prev, dgates, dtype):
+  """[time, batch, hidden], [time, batch, gates] -> [hidden, gates] f32."""
+  if precision.is_float32(dtype):
+    return jnp.einsum('tbh,tbg->hg', h_prev, dgates)
+  h_rows = h_prev.reshape(-1, h_prev.shape[-1]).astype(dtype)
+  return precision.dot_nn(
+      precision.transpose_rows(h_rows),
+      dgates.reshape(-1, dgates.shape[-1]).astype(dtype),
+  )
 
 
 lstm_recurrence.defvjp(_lstm_recurrence_fwd, _lstm_recurrence_bwd)
@@ -163,39 +206,43 @@ def _gru_activations(x_proj, h_proj, h):
   return (r, z, n, hn), (1.0 - z) * n + z * h
 
 
-def _gru_hidden_proj(w_hh, b_hn, h):
-  hidden = h.shape[-1]
-  bias = jnp.concatenate([jnp.zeros((2 * hidden,), b_hn.dtype), b_hn])
-  return h @ w_hh + bias
+def _gru_bias(b_hn):
+  hidden = b_hn.shape[-1]
+  return jnp.concatenate([jnp.zeros((2 * hidden,), b_hn.dtype), b_hn])
 
 
-def gru_step(w_hh: jax.Array, b_hn: jax.Array, h: jax.Array, x_proj: jax.Array):
+def gru_step(w_hh: jax.Array, b_hn: jax.Array, h: jax.Array, x_proj: jax.Array,
+             dtype=jnp.float32):
   """One GRU step.
 
   Args:
     w_hh: [hidden, 3 * hidden] recurrent kernel.
     b_hn: [hidden] recurrent bias of the candidate gate.
-    h: [..., hidden] hidden state (the carry).
+    h: [..., hidden] float32 hidden state (the carry).
     x_proj: [..., 3 * hidden] projected input (bias included).
+    dtype: compute dtype of the recurrent matmul (float32 accumulation).
 
   Returns:
     `(h, h)`.
   """
-  _, h = _gru_activations(x_proj, _gru_hidden_proj(w_hh, b_hn, h), h)
+  h_proj = precision.matmul(h, w_hh, dtype) + _gru_bias(b_hn)
+  _, h = _gru_activations(x_proj, h_proj, h)
   return h, h
 
 
-def _gru_forward(w_hh, b_hn, x_proj, h0, unroll):
+def _gru_forward(w_hh, b_hn, x_proj, h0, unroll, dtype):
+  w_c, bias = _cast(w_hh, dtype), _gru_bias(b_hn)
+
   def body(h, x):
-    acts, h_new = _gru_activations(x, _gru_hidden_proj(w_hh, b_hn, h), h)
+    acts, h_new = _gru_activations(x, _mm(h, w_c, dtype) + bias, h)
     return h_new, (h_new,) + acts
 
   h_t, (hs, r, z, n, hn) = jax.lax.scan(body, h0, x_proj, unroll=unroll)
   return h_t, hs, (r, z, n, hn)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(4,))
-def gru_recurrence(w_hh, b_hn, x_proj, h0, unroll=1):
+@functools.partial(jax.custom_vjp, nondiff_argnums=(4, 5))
+def gru_recurrence(w_hh, b_hn, x_proj, h0, unroll=1, dtype=jnp.float32):
   """Runs a GRU over a time-major sequence of projected inputs.
 
   Args:
@@ -204,24 +251,26 @@ def gru_recurrence(w_hh, b_hn, x_proj, h0, unroll=1):
     x_proj: [time, batch, 3 * hidden] projected inputs (bias included).
     h0: [batch, hidden] initial state.
     unroll: time steps per loop iteration.
+    dtype: compute dtype of the recurrent matmuls, forward and backward
+      (float32 accumulation; the state and the gates stay float32).
 
   Returns:
     `(h_T, hs)`; hs: [time, batch, hidden].
   """
-  h_t, hs, _ = _gru_forward(w_hh, b_hn, x_proj, h0, unroll)
+  h_t, hs, _ = _gru_forward(w_hh, b_hn, x_proj, h0, unroll, dtype)
   return h_t, hs
 
 
-def _gru_recurrence_fwd(w_hh, b_hn, x_proj, h0, unroll):
-  h_t, hs, acts = _gru_forward(w_hh, b_hn, x_proj, h0, unroll)
+def _gru_recurrence_fwd(w_hh, b_hn, x_proj, h0, unroll, dtype):
+  h_t, hs, acts = _gru_forward(w_hh, b_hn, x_proj, h0, unroll, dtype)
   return (h_t, hs), (w_hh, h0, hs, acts)
 
 
-def _gru_recurrence_bwd(unroll, residuals, cotangents):
+def _gru_recurrence_bwd(unroll, dtype, residuals, cotangents):
   w_hh, h0, hs, (r, z, n, hn) = residuals
   dh_t, dhs = cotangents
   h_prev = jnp.concatenate([h0[None], hs[:-1]], axis=0)
-  w_hh_t = w_hh.T
+  w_c = _cast(w_hh, dtype)
 
   def body(dh_next, xs):
     dh_out, h_p, r, z, n, hn = xs
@@ -231,13 +280,13 @@ def _gru_recurrence_bwd(unroll, residuals, cotangents):
     dz = dh * (h_p - n) * z * (1.0 - z)
     dx = jnp.concatenate([dr, dz, dn], axis=-1)
     dh_proj = jnp.concatenate([dr, dz, dn * r], axis=-1)
-    return dh * z + dh_proj @ w_hh_t, (dx, dh_proj)
+    return dh * z + _mm_t(dh_proj, w_c, dtype), (dx, dh_proj)
 
   dh0, (dx, dh_proj) = jax.lax.scan(
       body, dh_t, (dhs, h_prev, r, z, n, hn), reverse=True, unroll=unroll
   )
   hidden = h0.shape[-1]
-  dw_hh = jnp.einsum('tbh,tbg->hg', h_prev, dh_proj)
+  dw_hh = _weight_grad(h_prev, dh_proj, dtype)
   db_hn = dh_proj[..., 2 * hidden :].sum(axis=(0, 1))
   return dw_hh, db_hn, dx, dh0
 
@@ -326,6 +375,11 @@ class _RecurrentCell(nn.Module):
   features: int
   fused: bool = True  # hand-written backward over the whole sequence
   unroll: int = 1  # time steps per loop iteration in `scan`
+  dtype: str = 'float32'  # matmul compute dtype (see `precision`)
+
+  @property
+  def compute_dtype(self):
+    return precision.compute_dtype(self.dtype)
 
   def scan(self, carry: Carry, x_proj: jax.Array, time_major: bool = False):
     """Whole sequence: x_proj [batch, time, gates].
@@ -354,7 +408,9 @@ class LSTMCell(_RecurrentCell):
   num_gates = 4
 
   def setup(self):
-    self.input = nn.Dense(4 * self.features, bias_init=_lstm_bias_init)
+    self.input = precision.dense(
+        4 * self.features, self.dtype, bias_init=_lstm_bias_init
+    )
     self.recurrent = self.param(
         'recurrent', _per_gate_orthogonal(4), (self.features, 4 * self.features)
     )
@@ -376,11 +432,13 @@ class LSTMCell(_RecurrentCell):
 
   def step(self, carry: Carry, x_proj: jax.Array):
     """One step: x_proj [..., 4 * features] -> (carry, h [..., features])."""
-    return lstm_step(self.recurrent, carry, x_proj)
+    return lstm_step(self.recurrent, carry, x_proj, self.compute_dtype)
 
   def _recurrence(self, carry: Carry, x_proj: jax.Array):
     c0, h0 = carry
-    return lstm_recurrence(self.recurrent, x_proj, c0, h0, self.unroll)
+    return lstm_recurrence(
+        self.recurrent, x_proj, c0, h0, self.unroll, self.compute_dtype
+    )
 
 
 class GRUCell(_RecurrentCell):
@@ -389,7 +447,7 @@ class GRUCell(_RecurrentCell):
   num_gates = 3
 
   def setup(self):
-    self.input = nn.Dense(3 * self.features)
+    self.input = precision.dense(3 * self.features, self.dtype)
     self.recurrent = self.param(
         'recurrent', _per_gate_orthogonal(3), (self.features, 3 * self.features)
     )
@@ -414,11 +472,14 @@ class GRUCell(_RecurrentCell):
 
   def step(self, carry: Carry, x_proj: jax.Array):
     """One step: x_proj [..., 3 * features] -> (carry, h [..., features])."""
-    return gru_step(self.recurrent, self.recurrent_bias, carry, x_proj)
+    return gru_step(
+        self.recurrent, self.recurrent_bias, carry, x_proj, self.compute_dtype
+    )
 
   def _recurrence(self, carry: Carry, x_proj: jax.Array):
     return gru_recurrence(
-        self.recurrent, self.recurrent_bias, x_proj, carry, self.unroll
+        self.recurrent, self.recurrent_bias, x_proj, carry, self.unroll,
+        self.compute_dtype,
     )
 
 

@@ -143,11 +143,12 @@ def totals(model: captioning.Captioner, params, batch: dict, *, train: bool,
   """
   inputs, target_ids, weights = targets(batch)
   tokens = batch['tokens']
-  logits, intermediates = model.logits(
-      params, batch['image'], inputs, train=train, dropout_rng=rng,
+  # Logits only at real tokens when config model.output_capacity > 0.
+  nll_sum, token_count, intermediates = model.nll_sums(
+      params, batch['image'], inputs, target_ids, weights, train=train,
+      dropout_rng=rng,
       captions_per_image=tokens.shape[1] if tokens.ndim == 3 else 1,
   )
-  nll_sum, token_count = losses.cross_entropy(logits, target_ids, weights)
   out = {
       'nll_sum': nll_sum,
       'tokens': token_count,

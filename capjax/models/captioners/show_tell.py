@@ -5,6 +5,7 @@ import jax
 import jax.numpy as jnp
 
 from capjax.models import cells
+from capjax.models import precision
 from capjax.models.captioners import base
 
 
@@ -21,15 +22,17 @@ class ShowTell(nn.Module):
   dropout: float = 0.0
   fused: bool = True
   unroll: int = 1
+  dtype: str = 'float32'  # matmul compute dtype (model.dtype)
 
   def setup(self):
     self.embed = nn.Embed(self.vocab_size, self.embed_dim)
-    self.image_embed = nn.Dense(self.embed_dim)
+    self.image_embed = precision.dense(self.embed_dim, self.dtype)
     self.rnn = cells.create(
-        self.cell, self.hidden_dim, fused=self.fused, unroll=self.unroll
+        self.cell, self.hidden_dim, fused=self.fused, unroll=self.unroll,
+        dtype=self.dtype,
     )
     self.drop = nn.Dropout(self.dropout)
-    self.output = nn.Dense(self.vocab_size)
+    self.output = precision.dense(self.vocab_size, self.dtype)
 
   def __call__(
       self,
@@ -43,6 +46,25 @@ class ShowTell(nn.Module):
 
     R = captions_per_image; the captions of an image are consecutive rows.
     """
+    outputs = self.outputs(
+        features, tokens, train=train, captions_per_image=captions_per_image
+    )
+    return self.head(outputs, train=train)
+
+  def head(self, outputs: dict, *, train: bool) -> jax.Array:
+    """outputs {'hidden': [..., hidden]} -> logits [..., vocab]."""
+    hidden = self.drop(outputs['hidden'], deterministic=not train)
+    return base.rows(self.output, hidden)
+
+  def outputs(
+      self,
+      features: base.Features,
+      tokens: jax.Array,
+      *,
+      train: bool,
+      captions_per_image: int = 1,
+  ) -> dict:
+    """What the output layer reads: {'hidden': [images * R, time, hidden]}."""
     # Time-major up to the output layer: the projected inputs enter the
     # recurrence without a transpose; only the hidden states are swapped.
     image = self.image_embed(features[0])
@@ -54,9 +76,7 @@ class ShowTell(nn.Module):
     _, hidden = self.rnn.scan(
         carry, base.rows(self.rnn.project, inputs), time_major=True
     )
-    hidden = jnp.swapaxes(hidden[1:], 0, 1)
-    hidden = self.drop(hidden, deterministic=not train)
-    return base.rows(self.output, hidden)
+    return {'hidden': jnp.swapaxes(hidden[1:], 0, 1)}
 
   def prepare(self, features: base.Features) -> dict:
     return {'image': self.image_embed(features[0])}
@@ -89,6 +109,7 @@ class Merge(nn.Module):
   merge: str = 'add'  # 'add' or 'concat'
   fused: bool = True
   unroll: int = 1
+  dtype: str = 'float32'  # matmul compute dtype (model.dtype)
 
   def setup(self):
     if self.merge not in ('add', 'concat'):
@@ -96,13 +117,14 @@ class Merge(nn.Module):
           f"model.merge must be 'add' or 'concat'; got {self.merge!r}."
       )
     self.embed = nn.Embed(self.vocab_size, self.embed_dim)
-    self.image_proj = nn.Dense(self.hidden_dim)
+    self.image_proj = precision.dense(self.hidden_dim, self.dtype)
     self.rnn = cells.create(
-        self.cell, self.hidden_dim, fused=self.fused, unroll=self.unroll
+        self.cell, self.hidden_dim, fused=self.fused, unroll=self.unroll,
+        dtype=self.dtype,
     )
     self.drop = nn.Dropout(self.dropout)
-    self.merged = nn.Dense(self.hidden_dim)
-    self.output = nn.Dense(self.vocab_size)
+    self.merged = precision.dense(self.hidden_dim, self.dtype)
+    self.output = precision.dense(self.vocab_size, self.dtype)
 
   def _merge_and_predict(self, hidden, image, *, train: bool):
     if self.merge == 'add':
@@ -127,6 +149,29 @@ class Merge(nn.Module):
 
     R = captions_per_image; the captions of an image are consecutive rows.
     """
+    outputs = self.outputs(
+        features, tokens, train=train, captions_per_image=captions_per_image
+    )
+    return self.head(outputs, train=train)
+
+  def head(self, outputs: dict, *, train: bool) -> jax.Array:
+    """{'hidden': [..., hidden], 'image': [..., hidden]} -> [..., vocab].
+
+    The image may have unit axes where the hidden states have time.
+    """
+    return self._merge_and_predict(
+        outputs['hidden'], outputs['image'], train=train
+    )
+
+  def outputs(
+      self,
+      features: base.Features,
+      tokens: jax.Array,
+      *,
+      train: bool,
+      captions_per_image: int = 1,
+  ) -> dict:
+    """{'hidden': [images * R, time, hidden], 'image': [images * R, 1, H]}."""
     global_feature = self.drop(features[0], deterministic=not train)
     image = nn.relu(self.image_proj(global_feature))
     image = jnp.repeat(image, captions_per_image, axis=0)
@@ -135,8 +180,7 @@ class Merge(nn.Module):
     _, hidden = self.rnn.scan(
         carry, base.rows(self.rnn.project, words), time_major=True
     )
-    hidden = jnp.swapaxes(hidden, 0, 1)
-    return self._merge_and_predict(hidden, image[:, None], train=train)
+    return {'hidden': jnp.swapaxes(hidden, 0, 1), 'image': image[:, None]}
 
   def prepare(self, features: base.Features) -> dict:
     return {'image': nn.relu(self.image_proj(features[0]))}

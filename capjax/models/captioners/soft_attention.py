@@ -19,6 +19,7 @@ import jax.numpy as jnp
 
 from capjax.models.captioners import base
 from capjax.models import cells
+from capjax.models import precision
 
 
 class AttentionStep(nn.Module):
@@ -27,14 +28,15 @@ class AttentionStep(nn.Module):
   hidden_dim: int
   attention_dim: int
   cell: str
+  dtype: str = 'float32'  # matmul compute dtype (model.dtype)
 
   def setup(self):
-    self.rnn = cells.create(self.cell, self.hidden_dim)
-    self.query = nn.Dense(self.attention_dim, use_bias=False)
-    self.score = nn.Dense(1, use_bias=False)
-    self.gate = nn.Dense(1)
-    self.context_proj = nn.Dense(
-        self.rnn.num_gates * self.hidden_dim, use_bias=False
+    self.rnn = cells.create(self.cell, self.hidden_dim, dtype=self.dtype)
+    self.query = precision.dense(self.attention_dim, self.dtype, use_bias=False)
+    self.score = precision.dense(1, self.dtype, use_bias=False)
+    self.gate = precision.dense(1, self.dtype)
+    self.context_proj = precision.dense(
+        self.rnn.num_gates * self.hidden_dim, self.dtype, use_bias=False
     )
 
   def project_words(self, words: jax.Array) -> jax.Array:
@@ -87,19 +89,21 @@ class SoftAttention(nn.Module):
   fused: bool = True  # unused: attention needs the per-step scan
   unroll: int = 1
   remat: bool = True  # recompute attention energies in the backward pass
+  dtype: str = 'float32'  # matmul compute dtype (model.dtype)
 
   def setup(self):
+    dense = lambda n, **kw: precision.dense(n, self.dtype, **kw)
     self.embed = nn.Embed(self.vocab_size, self.embed_dim)
-    self.keys = nn.Dense(self.attention_dim)
-    self.init_c = nn.Dense(self.hidden_dim)
-    self.init_h = nn.Dense(self.hidden_dim)
+    self.keys = dense(self.attention_dim)
+    self.init_c = dense(self.hidden_dim)
+    self.init_h = dense(self.hidden_dim)
     self.attend_step = AttentionStep(
-        self.hidden_dim, self.attention_dim, self.cell
+        self.hidden_dim, self.attention_dim, self.cell, self.dtype
     )
-    self.out_hidden = nn.Dense(self.embed_dim)
-    self.out_context = nn.Dense(self.embed_dim, use_bias=False)
+    self.out_hidden = dense(self.embed_dim)
+    self.out_context = dense(self.embed_dim, use_bias=False)
     self.drop = nn.Dropout(self.dropout)
-    self.output = nn.Dense(self.vocab_size)
+    self.output = dense(self.vocab_size)
 
   def prepare(self, features: base.Features) -> dict:
     grid = features[1]
@@ -140,6 +144,31 @@ class SoftAttention(nn.Module):
     Returns:
       logits [images * R, time, vocab].
     """
+    outputs = self.outputs(
+        features, tokens, train=train, captions_per_image=captions_per_image
+    )
+    return self.head(outputs, train=train)
+
+  def head(self, outputs: dict, *, train: bool) -> jax.Array:
+    """Deep output: {'words', 'hidden', 'context'} [..., *] -> [..., vocab]."""
+    hidden = self.drop(outputs['hidden'], deterministic=not train)
+    return self._deep_output(
+        outputs['words'], hidden, outputs['context'], train=train
+    )
+
+  def outputs(
+      self,
+      features: base.Features,
+      tokens: jax.Array,
+      *,
+      train: bool,
+      captions_per_image: int = 1,
+  ) -> dict:
+    """What the deep output reads, each [images * R, time, ...].
+
+    'words' (embedded inputs), 'hidden' (RNN outputs) and 'context' (gated
+    attention contexts); the attention weights are sown.
+    """
     ctx = self.prepare(features)
     images, cells = ctx['keys'].shape[:2]
     carry = jax.tree.map(
@@ -176,8 +205,7 @@ class SoftAttention(nn.Module):
         for x in (hidden, context, alpha)
     )
     self.sow('intermediates', 'attention', alpha)
-    hidden = self.drop(hidden, deterministic=not train)
-    return self._deep_output(words, hidden, context, train=train)
+    return {'words': words, 'hidden': hidden, 'context': context}
 
   def step(self, carry, tokens: jax.Array, context: dict):
     """As the scanned call, one token at a time; also returns nothing else."""

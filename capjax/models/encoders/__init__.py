@@ -44,11 +44,13 @@ ENCODERS = {
 }
 
 
-def create(config: ml_collections.ConfigDict) -> Encoder:
+def create(config: ml_collections.ConfigDict,
+           dtype: str = 'float32') -> Encoder:
   """Builds the encoder named by `config.name`.
 
   The other fields of `config` that the encoder has are its arguments; the
-  rest belong to other encoders and are left alone.
+  rest belong to other encoders and are left alone. `dtype` (model.dtype) is
+  the matmul compute dtype of the encoders that have matmuls.
   """
   name = config.name
   if name not in ENCODERS:
@@ -58,4 +60,7 @@ def create(config: ml_collections.ConfigDict) -> Encoder:
     )
   encoder_class = ENCODERS[name]
   fields = {f.name for f in dataclasses.fields(encoder_class)}
-  return encoder_class(**{k: v for k, v in config.items() if k in fields})
+  kwargs = {k: v for k, v in config.items() if k in fields}
+  if 'dtype' in fields:
+    kwargs['dtype'] = dtype
+  return encoder_class(**kwargs)

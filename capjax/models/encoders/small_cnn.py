@@ -8,6 +8,8 @@ from flax import linen as nn
 import jax
 import jax.numpy as jnp
 
+from capjax.models import precision
+
 
 def coordinate_channels(batch: int, height: int, width: int) -> jax.Array:
   """[batch, height, width, 2] x and y coordinates in [-1, 1]."""
@@ -50,13 +52,16 @@ class Conv3x3(nn.Module):
 
   features: int
   stride: int = 1
+  dtype: str = 'float32'  # matmul compute dtype (model.dtype)
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     """[batch, h, w, c] -> [batch, h / stride, w / stride, features]."""
     # He init: the layers feed ReLUs (it shortens the plateau before a
     # from-scratch CNN starts telling shapes apart).
-    dense = nn.Dense(self.features, kernel_init=nn.initializers.he_normal())
+    dense = precision.dense(
+        self.features, self.dtype, kernel_init=nn.initializers.he_normal()
+    )
     return dense(patches_3x3(x, self.stride))
 
 
@@ -69,6 +74,7 @@ class _ConvNet(nn.Module):
   coords: bool
   global_pool: str
   norm: bool
+  dtype: str
 
   @nn.compact
   def __call__(self, images: jax.Array):
@@ -77,7 +83,7 @@ class _ConvNet(nn.Module):
     if self.coords:
       x = jnp.concatenate([x, coordinate_channels(batch, height, width)], -1)
     for i, (features, stride) in enumerate(zip(self.channels, self.strides)):
-      x = Conv3x3(features, stride, name=f'conv{i}')(x)
+      x = Conv3x3(features, stride, self.dtype, name=f'conv{i}')(x)
       if self.norm:
         x = nn.LayerNorm(name=f'norm{i}')(x)
       x = nn.relu(x)
@@ -93,7 +99,9 @@ class _ConvNet(nn.Module):
     # Normalised before the ReLU: without it the global feature of a trained
     # Show-and-Tell grew to values in the hundreds, saturated the LSTM gates
     # it feeds and every image got the same caption.
-    global_feature = nn.Dense(self.global_dim, name='global')(pooled)
+    global_feature = precision.dense(
+        self.global_dim, self.dtype, name='global'
+    )(pooled)
     global_feature = nn.relu(nn.LayerNorm(name='global_norm')(global_feature))
     return global_feature, grid
 
@@ -113,6 +121,8 @@ class SmallCNN:
       things are) or 'mean' (average over cells).
     norm: LayerNorm after each conv (slower on CPUs; rarely needed this
       shallow).
+    dtype: matmul compute dtype ('float32' or 'bfloat16', from model.dtype);
+      parameters and outputs stay float32.
   """
 
   channels: Sequence[int] = (32, 64, 128)
@@ -121,8 +131,10 @@ class SmallCNN:
   coords: bool = True
   global_pool: str = 'flatten'
   norm: bool = False
+  dtype: str = 'float32'
 
   def __post_init__(self):
+    precision.compute_dtype(self.dtype)  # a one-line error if unknown
     if len(self.channels) != len(self.strides):
       raise ValueError(
           'model.encoder.channels and model.encoder.strides must have the same '
@@ -142,6 +154,7 @@ class SmallCNN:
         coords=self.coords,
         global_pool=self.global_pool,
         norm=self.norm,
+        dtype=self.dtype,
     )
 
   def init(self, rng: jax.Array, images: jax.Array) -> dict:
