@@ -253,15 +253,17 @@ def create(config: ml_collections.ConfigDict, vocab_size: int) -> Captioner:
       dropout=model_config.dropout,
       fused=model_config.fused,
       unroll=model_config.unroll,
-      dtype=dtype,
   )
+  decoder_class = DECODERS[model_config.decoder]
+  if 'dtype' in {f.name for f in dataclasses.fields(decoder_class)}:
+    kwargs['dtype'] = dtype  # captioners without it compute in float32
   if model_config.decoder == 'merge':
     kwargs['merge'] = model_config.merge
   elif model_config.decoder == 'soft_attention':
     kwargs['attention_dim'] = model_config.attention_dim
   return Captioner(
       encoder=encoders.create(model_config.encoder, dtype),
-      decoder=DECODERS[model_config.decoder](**kwargs),
+      decoder=decoder_class(**kwargs),
       blind=model_config.blind,
       output_capacity=model_config.get('output_capacity', 0.0),
   )
