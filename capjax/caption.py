@@ -14,6 +14,7 @@ import sys
 from absl import app
 from absl import flags
 
+from capjax import checkpointing
 from capjax import inference
 from capjax import logs
 from capjax.data import images as images_lib
@@ -49,6 +50,11 @@ def main(argv):
   if not paths:
     raise app.UsageError('Name at least one image file to caption.')
   logs.quiet_libraries(progress=False)
+  try:  # a missing workdir is the one problem to report, before any file
+    checkpointing.find_checkpoint(_WORKDIR.value, _CHECKPOINT.value)
+  except (ValueError, FileNotFoundError) as e:
+    print(f'error: {e}', file=sys.stderr)
+    sys.exit(1)
   good = readable(paths)
   if good:
     try:

@@ -342,12 +342,13 @@ class MetricsCliTest(absltest.TestCase):
 
   def test_metrics_benchmark_emits_json_lines(self):
     done = run_cli('metrics', '--num_images=30', '--repeats=1', '--warmup=0',
-                   '--notoolkit', '--json')
+                   '--notoolkit', '--process_repeats=1', '--json')
     self.assertEqual(done.returncode, 0, msg=done.stderr)
     records = [json.loads(line) for line in done.stdout.splitlines()]
     stages = [r['stage'] for r in records]
+    # 'process': a whole `capjax.evaluate --references --results` process.
     self.assertEqual(stages, ['tokenize', 'ngram_table', 'bleu', 'rouge_l',
-                              'cider_d', 'total'])
+                              'cider_d', 'total', 'process'])
     for record in records:
       self.assertEqual(record['num_images'], 30)
       self.assertGreater(record['seconds'], 0)
