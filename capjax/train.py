@@ -54,6 +54,16 @@ class TrainState:
   step: jax.Array  # [] int32, optimizer steps taken
   params: Any  # the task model's parameters
   opt_state: Any  # optax state of `params`
+  # A task's state carried from one batch to the next (the story model's
+  # LSTM state with train.carry_state), leaves [global batch, ...]; None
+  # for every other task.
+  carry: Any = None
+
+
+def carries_state(task, config: ml_collections.ConfigDict) -> bool:
+  """Whether the task threads a state through consecutive batches."""
+  return bool(getattr(task, 'carries_state', None)
+              and task.carries_state(config))
 
 
 def train_step(
@@ -84,16 +94,22 @@ def train_step(
     plus 'grad_norm', each [] float32.
   """
   step_rng = jax.random.fold_in(rng, state.step)
+  carrying = carries_state(task, config)
 
   def loss_fn(params):
-    totals = task.totals(model, params, batch, train=True, rng=step_rng)
+    carry = None
+    if carrying:
+      totals, carry = task.totals_with_state(
+          model, params, batch, state.carry, train=True, rng=step_rng)
+    else:
+      totals = task.totals(model, params, batch, train=True, rng=step_rng)
     global_totals = totals
     if axis_name is not None:
       global_totals = jax.lax.psum(totals, axis_name)
     loss = task.loss(totals, jax.lax.stop_gradient(global_totals), config)
-    return loss, global_totals
+    return loss, (global_totals, carry)
 
-  grads, totals = jax.grad(loss_fn, has_aux=True)(state.params)
+  grads, (totals, carry) = jax.grad(loss_fn, has_aux=True)(state.params)
   if axis_name is not None:
     grads = jax.lax.psum(grads, axis_name)
   updates, opt_state = tx.update(grads, state.opt_state, state.params)
@@ -101,7 +117,7 @@ def train_step(
   metrics = dict(task.summarize(totals, config))
   metrics['grad_norm'] = optax.tree.norm(grads)
   new_state = state.replace(
-      step=state.step + 1, params=params, opt_state=opt_state
+      step=state.step + 1, params=params, opt_state=opt_state, carry=carry
   )
   return new_state, metrics
 
@@ -138,8 +154,11 @@ def setup(config: ml_collections.ConfigDict, meta: dict,
 
   def fresh_state(rng, batch):
     params = task.init_params(model, rng, batch)
+    carry = None
+    if carries_state(task, config):  # one stream per example of the batch
+      carry = task.initial_state(model, params, config.train.batch_size)
     return TrainState(step=jnp.zeros([], jnp.int32), params=params,
-                      opt_state=tx.init(params))
+                      opt_state=tx.init(params), carry=carry)
 
   state = jax.jit(fresh_state)(init_rng, example)
   step_fn = functools.partial(train_step, task=task, model=model, tx=tx,

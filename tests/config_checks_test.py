@@ -25,10 +25,12 @@ class ConfigChecksTest(parameterized.TestCase):
     config_checks.check(_config())
     config_checks.check(_config(story_config))
 
-  def test_a_story_model_that_carries_state_is_refused(self):
+  def test_a_carried_story_state_needs_the_jit_path(self):
+    config_checks.check(_config(story_config, **{'train.carry_state': True}))
     with self.assertRaisesRegex(config_checks.ConfigError,
-                                'carry_state=True needs a loop'):
-      config_checks.check(_config(story_config, **{'train.carry_state': True}))
+                                'carry_state=True runs with parallel.mode=jit'):
+      config_checks.check(_config(story_config, **{
+          'train.carry_state': True, 'parallel.mode': 'pmap'}))
 
   @parameterized.parameters(
       ({'train.num_steps': -5}, 'config.train.num_steps=-5 must be at least 1'),

@@ -7,6 +7,7 @@ import tempfile
 from absl.testing import absltest
 import jax
 import numpy as np
+import orbax.checkpoint as ocp
 
 from capjax import checkpointing
 from capjax import tasks
@@ -73,6 +74,33 @@ class LanguageModelTaskTest(absltest.TestCase):
     again = checkpointing.restore_trained(cut)[2]
     for a, b in zip(jax.tree.leaves(whole), jax.tree.leaves(again)):
       np.testing.assert_array_equal(a, b)
+
+  def test_a_carried_state_is_checkpointed_and_resumed_exactly(self):
+    config = _config()
+    config.train.carry_state = True
+    config.train.num_steps = 8
+    config.train.checkpoint_every = 4
+    config.train.best_metric = ''
+    carried = os.path.join(self.root, 'carried')
+    results = train.train_and_evaluate(config, carried)
+    state = checkpointing.restore_trained(carried)
+    saved = checkpointing.restore_intact(ocp.CheckpointManager(
+        os.path.join(carried, 'checkpoints'))).state
+    self.assertGreater(np.abs(jax.tree.leaves(saved['carry'])[0]).max(), 0)
+    cut = os.path.join(self.root, 'carried-cut')
+    shutil.copytree(carried, cut)
+    shutil.rmtree(os.path.join(cut, 'checkpoints', '8'))
+    shutil.rmtree(os.path.join(cut, 'eval'))
+    # Resumed at step 4 with the state the streams had there: if the state
+    # were not saved, steps 5-8 would start from zeros and differ.
+    self.assertEqual(train.train_and_evaluate(config, cut), results)
+    for a, b in zip(jax.tree.leaves(state[2]),
+                    jax.tree.leaves(checkpointing.restore_trained(cut)[2])):
+      np.testing.assert_array_equal(a, b)
+    fresh = train.setup(config, state[1], {'tokens': np.zeros(
+        (config.train.batch_size, config.dataset.window + 1), np.int32)})
+    self.assertEqual(jax.tree.leaves(fresh.state.carry)[0].shape,
+                     (config.train.batch_size, config.model.hidden_dim))
 
   def test_a_finished_run_started_again_changes_nothing(self):
     again = os.path.join(self.root, 'again')

@@ -46,10 +46,9 @@ def open_corpus(config: ml_collections.ConfigDict):
 
 def check_config(config: ml_collections.ConfigDict) -> str | None:
   """What in the config the one train loop cannot run, or None."""
-  if carries_state(config):
-    return ('config.train.carry_state=True needs a loop that keeps the LSTM '
-            'state between steps, which capjax.train does not do yet: set it '
-            'to False (windows then start from a zero state).')
+  if carries_state(config) and config.parallel.mode != 'jit':
+    return ('config.train.carry_state=True runs with parallel.mode=jit only '
+            '(the carried state spans the global batch).')
   corpus = config.dataset.corpus or config.dataset.manual_dir
   if corpus and not os.path.exists(corpus):
     return (f'config.dataset: the corpus {corpus} does not exist: give a '

@@ -5,8 +5,7 @@ r"""The story model on Flickr8k paragraphs (an image's captions, its tag first).
 
 Variants after a colon, comma-separated:
   tiny               a seconds-long run for tests
-  carry              carry the LSTM state across consecutive windows (not
-                     run by the train loop yet: a one-line config error)
+  carry              carry the LSTM state across consecutive windows
 `dataset.manual_dir` holds the official Flickr8k text files (all 8092 images'
 captions in ../shared/data/flickr8k_text by default; no photos needed).
 """

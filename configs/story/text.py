@@ -7,8 +7,7 @@ Variants after a colon, comma-separated:
   corpus=PATH        the corpus (required): a file, or a folder whose .txt
                      files are read in sorted order (PersonaBank's original/)
   tiny               a seconds-long run for tests
-  carry              carry the LSTM state across consecutive windows (not
-                     run by the train loop yet: a one-line config error)
+  carry              carry the LSTM state across consecutive windows
 The last `dataset.heldout_chars` characters are held out for bits/char.
 """
 
