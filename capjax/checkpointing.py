@@ -19,14 +19,14 @@ intact step, and training sets the damaged step aside as `<step>.damaged`.
 import dataclasses
 import json
 import os
-import re
-import sys
 from typing import Any
 
 from absl import logging
 import jax
 import ml_collections
 import orbax.checkpoint as ocp
+
+from capjax import checkpoint_damage
 
 LATEST_DIR = 'checkpoints'
 BEST_DIR = 'best'
@@ -51,82 +51,6 @@ class NoIntactCheckpointError(ValueError):
 DAMAGED_SUFFIX = '.damaged'
 # Orbax's file of a saved tree's structure (restoring without it fails).
 PYTREE_METADATA = '_METADATA'
-# Tensorstore status codes, as what they mean for a file.
-_FILE_STATUS = {
-    'OUT_OF_RANGE': 'is truncated',
-    'NOT_FOUND': 'is missing',
-    'DATA_LOSS': 'is corrupt',
-}
-_LOCAL_FILE_RE = re.compile(r'local file "([^"]+)"')
-_OCDBT_KEY_RE = re.compile(
-    r'reading "([^"]+)" in OCDBT database at local file "([^"]+)"')
-_quiet_hook_installed = False
-
-
-def _quiet_abandoned_reads() -> None:
-  """Drops the tracebacks of reads abandoned after a failed restore.
-
-  When one file of a step fails, Tensorstore still completes the other
-  reads and reports each to an event loop that Orbax has closed, as an
-  unraisable `RuntimeError('Event loop is closed')`, and Orbax's abandoned
-  read coroutines are closed with their errors: dozens of lines that say
-  nothing. Those are dropped; any other unraisable error is shown.
-  """
-  global _quiet_hook_installed
-  if _quiet_hook_installed:
-    return
-  previous = sys.unraisablehook
-
-  def hook(unraisable):
-    value = unraisable.exc_value
-    if isinstance(value, RuntimeError) and 'Event loop is closed' in str(
-        value):
-      return
-    code = getattr(unraisable.object, 'cr_code', None)  # a coroutine's
-    if code is not None and f'{os.sep}orbax{os.sep}' in code.co_filename:
-      return
-    previous(unraisable)
-
-  sys.unraisablehook = hook
-  _quiet_hook_installed = True
-
-
-def _status_errors(error: BaseException) -> list[str]:
-  """Tensorstore's messages ('CODE: ...') in an error and its causes."""
-  found, seen = [], set()
-  while error is not None and id(error) not in seen:
-    seen.add(id(error))
-    text = str(error).split(' [tensorstore_spec=')[0]
-    if text.split(':', 1)[0] in _FILE_STATUS or re.match(r'[A-Z_]+: ', text):
-      found.append(text)
-    error = error.__cause__ or error.__context__
-  return found
-
-
-def describe_damage(error: BaseException) -> str:
-  """What a read error says about a checkpoint's files, in one short line."""
-  if isinstance(error, json.JSONDecodeError):
-    return f'is not valid JSON (cut short?): {error}'
-  if isinstance(error, KeyError):
-    return str(error.args[0] if error.args else error).rstrip('.')
-  statuses = _status_errors(error)
-  if statuses:
-    text = statuses[-1].splitlines()[0]
-    code = text.split(':', 1)[0]
-    meaning = _FILE_STATUS.get(code, f'cannot be read ({code})')
-    files = _LOCAL_FILE_RE.findall(text)
-    if files and not files[-1].endswith('/'):
-      return f'file {files[-1]} {meaning}'
-    key = _OCDBT_KEY_RE.search(text)
-    if key:  # a chunk inside the database's files
-      return (f'array chunk {key.group(1)} in {key.group(2)} {meaning} '
-              f'({text.split(": ")[-1][:200]})')
-    if files:
-      return f'cannot read {files[-1]} ({text[:200]})'
-  text = str(error).split(' [tensorstore_spec=')[0].split(' See full ')[0]
-  return (text.splitlines() or [type(error).__name__])[0][:300].rstrip('.')
-
-
 @dataclasses.dataclass
 class Restored:
   """A checkpoint step read in full, and the damaged newer steps skipped."""
@@ -147,7 +71,7 @@ def _read_json(manager, step: int, item: str) -> dict:
     item_dir = os.path.join(str(manager.directory), str(step), item)
     raise DamagedCheckpointError(
         f'Checkpoint {manager.directory}/{step} is damaged: its {item} '
-        f'({item_dir}) {describe_damage(e)}.') from None
+        f'({item_dir}) {checkpoint_damage.describe_damage(e)}.') from None
 
 
 def _read_state(manager, step: int, abstract_state=None):
@@ -158,7 +82,7 @@ def _read_state(manager, step: int, abstract_state=None):
     CheckpointMismatchError: the files are intact but hold another model
       than `abstract_state`.
   """
-  _quiet_abandoned_reads()
+  checkpoint_damage.quiet_abandoned_reads()
   metadata = os.path.join(str(manager.directory), str(step), 'state',
                           PYTREE_METADATA)
   if '://' not in metadata and not os.path.exists(metadata):
@@ -182,7 +106,7 @@ def _read_state(manager, step: int, abstract_state=None):
   except Exception as e:  # pylint: disable=broad-except
     raise DamagedCheckpointError(
         f'Checkpoint {manager.directory}/{step} is damaged: '
-        f'{describe_damage(e)}.') from None
+        f'{checkpoint_damage.describe_damage(e)}.') from None
   if abstract_state is None:
     return saved
   expected = abstract_state

@@ -31,7 +31,8 @@ LAYERS = (
         'capjax.models', 'capjax.decoding', 'capjax.metrics',
         'capjax.data', 'capjax.converters', 'capjax.tagging')),
     ('shared helpers', (
-        'capjax.atomic_write', 'capjax.checkpointing', 'capjax.optimizers',
+        'capjax.atomic_write', 'capjax.checkpointing',
+        'capjax.checkpoint_damage', 'capjax.optimizers',
         'capjax.parallel', 'capjax.losses', 'capjax.report',
         'capjax.summaries', 'capjax.logs', 'capjax.config_base',
         'capjax.faults', 'capjax.retrieval_report', 'capjax.progress')),
