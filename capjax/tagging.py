@@ -166,8 +166,4 @@ def score_split(tagger: Tagger, params, source, *, batch_size: int = 64,
 
 def open_split(config: ml_collections.ConfigDict, split: str):
   """One split of the configured hashtag dataset."""
-  d = config.dataset
-  return pipeline.load_source(
-      d.name, split, data_dir=d.data_dir or None,
-      manual_dir=d.manual_dir or None,
-      builder_config=d.builder_config or None, image_size=d.image_size)
+  return pipeline.open_split(config.dataset, split)

@@ -21,11 +21,7 @@ def vocab_of(task, meta: dict[str, Any]) -> vocab_lib.Vocab:
 
 def open_split(config, split: str):
   """One split of the configured dataset (prepared on first use)."""
-  d = config.dataset
-  return pipeline.load_source(
-      d.name, split, data_dir=d.data_dir or None,
-      manual_dir=d.manual_dir or None,
-      builder_config=d.builder_config or None, image_size=d.image_size)
+  return pipeline.open_split(config.dataset, split)
 
 
 def images(source, count: int) -> np.ndarray:

@@ -32,11 +32,7 @@ META_FORMAT = 'capjax.retrieval_meta'
 
 def open_split(config: ml_collections.ConfigDict, split: str):
   """One split of the configured dataset (prepared on first use)."""
-  d = config.dataset
-  return pipeline.load_source(
-      d.name, split, data_dir=d.data_dir or None,
-      manual_dir=d.manual_dir or None,
-      builder_config=d.builder_config or None, image_size=d.image_size)
+  return pipeline.open_split(config.dataset, split)
 
 
 def vocab_of(meta: dict) -> vocab_lib.Vocab:
