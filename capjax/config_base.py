@@ -148,7 +148,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.eval.likelihood.num_images = 1000  # first N images of it (0 = all)
   c.eval.likelihood.prior_images = 128  # training images averaged for P(s)
   c.eval.likelihood.folds = 1  # COCO 1K protocol: 5 on the 5K test set
-  c.eval.likelihood.chunk = 4096  # image-sentence pairs per program step
+  # image-sentence pairs per program step (the packed m-RNN path takes this
+  # times the caption length in word positions: the same memory)
+  c.eval.likelihood.chunk = 4096
   c.eval.consensus = ml_collections.ConfigDict()
   c.eval.consensus.n_best = 10  # beam hypotheses reranked per image
   c.eval.consensus.k = 60  # nearest training images

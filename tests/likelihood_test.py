@@ -77,6 +77,20 @@ class LikelihoodTest(parameterized.TestCase):
                                  weights, chunk=8, builder=likelihood.adapter)
       np.testing.assert_allclose(got, adapted, rtol=1e-5, atol=1e-5)
 
+  @parameterized.parameters('mrnn', 'mrnn-shared')
+  def test_packed_positions_equal_the_padded_pairs(self, variant):
+    model = _model('mrnn', variant)
+    images, inputs, targets, weights = _data()
+    params = model.init(jax.random.key(1), images, inputs[:IMAGES])
+    padded = likelihood.score(model, params, images, inputs, targets,
+                              weights, chunk=8)
+    # 3 images x 22 real positions in chunks of 16 over 8 devices: the last
+    # chunk is part padding, and one sentence's words span two chunks.
+    packed = likelihood.compile_packed_scorer(
+        model, weights, num_images=IMAGES, chunk=16,
+        mesh=parallel.make_mesh())(params, images, inputs, targets)
+    np.testing.assert_allclose(packed, padded, rtol=1e-5, atol=1e-5)
+
   def test_eq7_divides_by_the_mean_probability_over_prior_images(self):
     rng = np.random.default_rng(0)
     scores = rng.normal(size=(4, 6)) * 5 - 30

@@ -16,9 +16,9 @@ BATCH, DIM, TIME, VOCAB = 3, 5, 6, 11
 VARIANTS = sorted(mrnn.VARIANTS)
 
 
-def _model(variant, fused=True):
+def _model(variant, fused=True, dtype='float32'):
   return mrnn.MRNN(vocab_size=VOCAB, embed_dim=4, hidden_dim=6,
-                   multimodal_dim=7, variant=variant, fused=fused)
+                   multimodal_dim=7, variant=variant, fused=fused, dtype=dtype)
 
 
 def _batch():
@@ -107,6 +107,32 @@ class MRNNTest(parameterized.TestCase):
     image = model.apply(params, features, method='prepare')['image_mm']
     again = model.apply(params, states + image[:, None], method='predict')
     np.testing.assert_allclose(again, logits, rtol=1e-5, atol=1e-6)
+
+  @parameterized.parameters('mrnn', 'mrnn-shared', 'VisualInRnn-both')
+  def test_bfloat16_logits_and_gradients_agree_with_float32(self, variant):
+    features, tokens = _batch()
+    params = _model(variant).init(jax.random.key(1), features, tokens,
+                                  train=False)
+
+    def loss(params, dtype):
+      logits = _model(variant, dtype=dtype).apply(params, features, tokens,
+                                                  train=False)
+      return jnp.sum(jax.nn.log_softmax(logits)[..., 1]), logits
+
+    out = {d: jax.jit(jax.value_and_grad(loss, has_aux=True),
+                      static_argnums=1)(params, d)
+           for d in ('float32', 'bfloat16')}
+    (_, bf16), bf16_grads = out['bfloat16']
+    (_, f32), f32_grads = out['float32']
+    self.assertEqual(bf16.dtype, jnp.float32)
+    error = float(jnp.abs(bf16 - f32).max() / jnp.abs(f32).max())
+    self.assertLess(error, 3e-2)
+    self.assertGreater(error, 1e-5)  # it did compute in bfloat16
+    for got, want in zip(jax.tree.leaves(bf16_grads),
+                         jax.tree.leaves(f32_grads)):
+      self.assertEqual(got.dtype, jnp.float32)
+      np.testing.assert_allclose(got, want, atol=5e-2 * float(
+          jnp.abs(want).max()) + 1e-6)
 
   def test_configs_build_every_variant(self):
     for variant in VARIANTS:

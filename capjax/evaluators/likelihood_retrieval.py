@@ -52,11 +52,19 @@ class Evaluator:
     train = split_data.open_split(config, 'train')
     self.prior_images = split_data.images(train, e.prior_images)
     # The split's and the prior images in one program: the sentence-only
-    # work is done once for both, and it compiles once.
-    self._score = likelihood.compile_scorer(
-        model, num_images=len(self.images) + len(self.prior_images),
-        num_sentences=self.inputs.shape[0], chunk=e.chunk, mesh=self.mesh)
+    # work is done once for both, and it compiles once. The m-RNN's fast
+    # path runs packed: the softmax layer only at real words.
+    num_images = len(self.images) + len(self.prior_images)
     self.fast = likelihood.supports_fast(model)
+    if self.fast:
+      packed = likelihood.compile_packed_scorer(
+          model, self.weights, num_images=num_images,
+          chunk=e.chunk * self.inputs.shape[1], mesh=self.mesh)
+      self._score = lambda p, i, x, y, w: packed(p, i, x, y)
+    else:
+      self._score = likelihood.compile_scorer(
+          model, num_images=num_images, num_sentences=self.inputs.shape[0],
+          chunk=e.chunk, mesh=self.mesh)
     self.metrics: dict[str, float] = {}
 
   def scores(self, params) -> tuple[np.ndarray, np.ndarray]:

@@ -239,9 +239,10 @@ def create(config: ml_collections.ConfigDict, vocab_size: int) -> Captioner:
         dropout=model_config.dropout,
         fused=model_config.fused,
         unroll=model_config.unroll,
+        dtype=dtype,
     )
     return Captioner(
-        encoder=encoders.create(model_config.encoder),
+        encoder=encoders.create(model_config.encoder, dtype),
         decoder=decoder,
         blind=model_config.blind,
     )

@@ -115,6 +115,44 @@ def matmul(x: jax.Array, w: jax.Array, dtype=jnp.float32) -> jax.Array:
   return _mixed_matmul(x.astype(jnp.float32), w.astype(jnp.float32), dtype)
 
 
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def _mixed_matmul_nt(x, w, dtype):
+  rows = x.reshape(-1, x.shape[-1]).astype(dtype)
+  out = dot_nt(rows, w.astype(dtype))
+  return out.reshape(x.shape[:-1] + w.shape[:1])
+
+
+def _mixed_matmul_nt_fwd(x, w, dtype):
+  x_c, w_c = x.astype(dtype), w.astype(dtype)
+  return _mixed_matmul_nt(x_c, w_c, dtype), (x_c, w_c)
+
+
+def _mixed_matmul_nt_bwd(dtype, residuals, grad):
+  x_c, w_c = residuals
+  g_rows = grad.reshape(-1, grad.shape[-1]).astype(dtype)
+  x_rows = x_c.reshape(-1, x_c.shape[-1])
+  dx = dot_nn(g_rows, w_c)
+  dw = dot_nn(transpose_rows(g_rows), x_rows)
+  return dx.reshape(x_c.shape), dw
+
+
+_mixed_matmul_nt.defvjp(_mixed_matmul_nt_fwd, _mixed_matmul_nt_bwd)
+
+
+def matmul_nt(x: jax.Array, w: jax.Array, dtype=jnp.float32) -> jax.Array:
+  """x [..., k] @ w [n, k]^T -> [..., n] float32, computed in `dtype`.
+
+  For a weight used transposed (a tied embedding table as the output
+  layer): autodiff through `matmul(x, w.T)` lets XLA fold the transposes of
+  the weight gradient into a dot form its CPU bfloat16 kernel does not run
+  (a runtime error, not a slow path); here every product of the forward and
+  backward passes is written in the fast form.
+  """
+  if is_float32(dtype):
+    return x @ w.T
+  return _mixed_matmul_nt(x.astype(jnp.float32), w.astype(jnp.float32), dtype)
+
+
 def dot_general(dtype):
   """A `dot_general` for `nn.Dense(dot_general=...)` computing in `dtype`.
 

@@ -26,13 +26,21 @@ The variants of Table 9 / Fig. 5, Table 1 and section 8 are values of
   bias, gives the logits.
 The L2 term of Eq. 6 is the optimizer's `optimizer.l2` (see
 `capjax/optimizers.py`).
+
+`dtype` (model.dtype) is the compute dtype of the dense layers (bfloat16
+inputs, float32 accumulation and outputs, `capjax.models.precision`); the
+256-unit ReLU recurrence stays float32: it is a small share of the work and
+its unbounded state is where rounding would accumulate.
 """
+
+import functools
 
 from flax import linen as nn
 import jax
 import jax.numpy as jnp
 
 from capjax.models import cells
+from capjax.models import precision
 from capjax.models.captioners import base
 
 # variant -> the structural switches it sets (defaults: the full m-RNN).
@@ -84,12 +92,14 @@ class MRNN(nn.Module):
   dropout: float = 0.0  # on the multimodal layer's output
   fused: bool = True
   unroll: int = 1
+  dtype: str = 'float32'  # dense layers' compute dtype (model.dtype)
 
   def setup(self):
     s = self.switch
+    dense = functools.partial(precision.dense, dtype=self.dtype)
     if s['two_layer_embedding']:
       self.embed1 = nn.Embed(self.vocab_size, self.embed_dim)
-      self.embed2 = nn.Dense(self.hidden_dim)
+      self.embed2 = dense(self.hidden_dim)
     else:
       self.embed1 = nn.Embed(self.vocab_size, self.hidden_dim)
     self.rnn = cells.ReLUCell(
@@ -97,12 +107,12 @@ class MRNN(nn.Module):
         project_input=False,
     )
     if s['word_to_multimodal'] != 'none':
-      self.mm_word = nn.Dense(self.multimodal_dim, use_bias=False)
-    self.mm_rnn = nn.Dense(self.multimodal_dim)  # carries the layer's bias
+      self.mm_word = dense(self.multimodal_dim, use_bias=False)
+    self.mm_rnn = dense(self.multimodal_dim)  # carries the layer's bias
     if s['image_to_multimodal'] or s['share_image']:
-      self.mm_image = nn.Dense(self.multimodal_dim, use_bias=False)
+      self.mm_image = dense(self.multimodal_dim, use_bias=False)
     if s['image_to_recurrent'] and not s['share_image']:
-      self.rnn_image = nn.Dense(self.hidden_dim, use_bias=False)
+      self.rnn_image = dense(self.hidden_dim, use_bias=False)
     if s['share_image'] and self.hidden_dim > self.multimodal_dim:
       raise ValueError('VisualInRnn-both-shared needs model.hidden_dim <= '
                        'model.multimodal_dim.')
@@ -110,11 +120,11 @@ class MRNN(nn.Module):
     if s['transposed_output']:
       if not s['two_layer_embedding']:
         raise ValueError('mrnn-shared needs the two-layer embedding.')
-      self.intermediate = nn.Dense(self.embed_dim)
+      self.intermediate = dense(self.embed_dim)
       self.output_bias = self.param(
           'output_bias', nn.initializers.zeros, (self.vocab_size,))
     else:
-      self.output = nn.Dense(self.vocab_size)
+      self.output = dense(self.vocab_size)
 
   @property
   def switch(self) -> dict:
@@ -154,7 +164,9 @@ class MRNN(nn.Module):
     m = self.drop(scaled_tanh(a), deterministic=not train)
     if self.switch['transposed_output']:
       hidden = scaled_tanh(base.rows(self.intermediate, m))
-      return hidden @ self.embed1.embedding.T + self.output_bias
+      return precision.matmul_nt(hidden, self.embed1.embedding,
+                                 precision.compute_dtype(self.dtype)
+                                 ) + self.output_bias
     return base.rows(self.output, m)
 
   def prepare(self, features: base.Features) -> dict:
