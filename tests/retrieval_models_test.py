@@ -166,6 +166,25 @@ class CommonSpaceTest(parameterized.TestCase):
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(jnp.linalg.norm(a, axis=-1), 1.0, rtol=1e-4)
 
+  def test_bfloat16_embeddings_agree_with_float32(self):
+    tokens = _tokens([3, 5, 1])
+    features = (jax.random.normal(jax.random.key(1), (3, 3)),
+                jax.random.normal(jax.random.key(2), (3, 4, 3)))
+    for module in (common_space.CommonSpace, alignment.Alignment):
+      params = module(VOCAB, embed_dim=6, word_dim=5, hidden_dim=4).init(
+          jax.random.key(0), features, tokens)
+      out = {}
+      for dtype in ('float32', 'bfloat16'):
+        model = module(VOCAB, embed_dim=6, word_dim=5, hidden_dim=4,
+                       dtype=dtype)
+        out[dtype] = jax.jit(model.apply)(params, features, tokens)
+      for got, want in zip(jax.tree.leaves(out['bfloat16']),
+                           jax.tree.leaves(out['float32'])):
+        self.assertEqual(got.dtype, jnp.float32)
+        error = float(jnp.abs(got - want).max() / jnp.abs(want).max())
+        self.assertLess(error, 3e-2, module.__name__)
+        self.assertGreater(error, 1e-5, module.__name__)  # bf16 was used
+
   def test_reverse_within_length_is_an_involution(self):
     x = jnp.arange(12).reshape(2, 6)
     lengths = jnp.asarray([4, 0])

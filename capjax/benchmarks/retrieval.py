@@ -14,7 +14,9 @@ three parts of retrieval apart, each a jitted function compiled once:
   `sum_t max_i v_i . s_t` program for alignment).
 
 Each record carries its matmul GFLOP and the achieved rate, so the entry
-point adds its share of this machine's matmul rate. `--model` picks an entry
+point adds its share of this machine's (float32) matmul rate; `--dtype`
+lists the precisions to time (`model.dtype`: the embedders' dense layers
+and LSTM matmuls; scores stay float32). `--model` picks an entry
 of `MODELS` (name -> a function of the flag dict returning records); a new
 retrieval model is one more entry.
 """
@@ -28,6 +30,7 @@ import ml_collections
 import numpy as np
 
 from capjax import config_base
+from capjax.benchmarks import dtypes
 from capjax.benchmarks import flops
 from capjax.benchmarks import likelihood_retrieval
 from capjax.benchmarks import timing
@@ -69,8 +72,13 @@ def _timed(name, fn, args, count, unit, config, **extra) -> dict:
 
 
 def embedding_model(model: str, config: dict) -> list[dict]:
-  """Times an `embedding.EmbeddingModel`'s three parts."""
-  settings = _config(model, config)
+  """Times an `embedding.EmbeddingModel`'s three parts in each `--dtype`."""
+  return [record for dtype in dtypes.from_config(config)
+          for record in _embedding_model(model, config, dtype)]
+
+
+def _embedding_model(model: str, config: dict, dtype: str) -> list[dict]:
+  settings = dtypes.set_dtype(_config(model, config), dtype)
   batch = config.get('batch') or DEFAULT_BATCH
   max_len = config.get('max_len', 20)
   vocab = config.get('vocab', 5000)
@@ -84,7 +92,7 @@ def embedding_model(model: str, config: dict) -> list[dict]:
   tokens[:, max_len] = 2
   tokens = jnp.asarray(tokens)
   params = jax.jit(net.init)(jax.random.key(0), features, tokens)
-  size = dict(model=model, batch=batch, max_len=max_len, vocab=vocab,
+  size = dict(model=model, dtype=dtype, batch=batch, max_len=max_len, vocab=vocab,
               hidden=settings.model.hidden_dim,
               word_dim=settings.model.embed_dim,
               joint_dim=settings.retrieval.embed_dim, regions=GRID_CELLS + 1)

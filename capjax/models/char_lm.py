@@ -16,6 +16,7 @@ import jax.numpy as jnp
 from flax import linen as nn
 
 from capjax.models import cells
+from capjax.models import precision
 from capjax.models.captioners import base
 
 
@@ -29,6 +30,7 @@ class CharLM(nn.Module):
     num_layers: stacked recurrent layers (2 in the seed).
     cell: 'lstm' or 'gru'.
     fused: use the cells' fused recurrence in `__call__`.
+    dtype: matmul compute dtype (model.dtype; the state stays float32).
   """
 
   vocab_size: int
@@ -37,12 +39,14 @@ class CharLM(nn.Module):
   num_layers: int = 2
   cell: str = 'lstm'
   fused: bool = True
+  dtype: str = 'float32'
 
   def setup(self):
     self.embed = nn.Embed(self.vocab_size, self.embed_dim)
-    self.layers = [cells.create(self.cell, self.hidden_dim, fused=self.fused)
+    self.layers = [cells.create(self.cell, self.hidden_dim, fused=self.fused,
+                                dtype=self.dtype)
                    for _ in range(self.num_layers)]
-    self.output = nn.Dense(self.vocab_size)
+    self.output = precision.dense(self.vocab_size, self.dtype)
 
   def init_carry(self, batch_shape: tuple[int, ...]):
     """The zero state: one carry per layer, leaves [*batch_shape, hidden]."""

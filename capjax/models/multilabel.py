@@ -17,6 +17,7 @@ import ml_collections
 
 from capjax.data import vocab as vocab_lib
 from capjax.models import encoders
+from capjax.models import precision
 
 Params = Any
 NUM_SPECIAL = len(vocab_lib.SPECIAL_TOKENS)
@@ -28,13 +29,15 @@ class TagHead(nn.Module):
 
   vocab_size: int
   hidden_dim: int = 0  # 0: a linear layer over the feature
+  dtype: str = 'float32'  # matmul compute dtype (model.dtype)
 
   @nn.compact
   def __call__(self, feature: jax.Array) -> jax.Array:
     x = feature
     if self.hidden_dim:
-      x = nn.relu(nn.Dense(self.hidden_dim, name='hidden')(x))
-    return nn.Dense(self.vocab_size, name='logits')(x)
+      x = nn.relu(precision.dense(self.hidden_dim, self.dtype,
+                                  name='hidden')(x))
+    return precision.dense(self.vocab_size, self.dtype, name='logits')(x)
 
 
 def targets_from_tokens(tokens: jax.Array, vocab_size: int) -> jax.Array:
@@ -88,7 +91,8 @@ class TagClassifier:
 
 def create(config: ml_collections.ConfigDict, vocab_size: int) -> TagClassifier:
   """Builds the classifier of `config.model` for a tag vocabulary size."""
+  dtype = config.model.get('dtype', 'float32')
   return TagClassifier(
-      encoder=encoders.create(config.model.encoder),
+      encoder=encoders.create(config.model.encoder, dtype),
       head=TagHead(vocab_size=vocab_size,
-                   hidden_dim=config.model.tag_hidden_dim))
+                   hidden_dim=config.model.tag_hidden_dim, dtype=dtype))

@@ -101,7 +101,7 @@ def create_model(config: ml_collections.ConfigDict,
   return char_lm.CharLM(
       vocab_size=len(vocab_of(meta)), embed_dim=m.embed_dim,
       hidden_dim=m.hidden_dim, num_layers=m.num_layers, cell=m.cell,
-      fused=m.fused)
+      fused=m.fused, dtype=m.get('dtype', 'float32'))
 
 
 def init_params(model: char_lm.CharLM, rng: jax.Array, batch):

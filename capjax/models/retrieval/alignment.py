@@ -19,6 +19,7 @@ import jax
 import jax.numpy as jnp
 
 from capjax.data import vocab as vocab_lib
+from capjax.models import precision
 
 
 def word_mask(tokens: jax.Array) -> jax.Array:
@@ -62,10 +63,14 @@ class Alignment(nn.Module):
   embed_dim: int = 128  # h, the multimodal space
   word_dim: int = 64  # size of W_w 1_t
   hidden_dim: int = 128  # BRNN state
+  # matmul compute dtype of the dense layers (model.dtype); the BRNN's
+  # recurrence and the word-region scores stay float32
+  dtype: str = 'float32'
 
   def setup(self):
     self.words = nn.Embed(self.vocab_size, self.word_dim)
-    self.word_input = nn.Dense(self.hidden_dim)  # W_e, b_e
+    # W_e, b_e
+    self.word_input = precision.dense(self.hidden_dim, self.dtype)
     orthogonal = nn.initializers.orthogonal()
     self.w_f = self.param('w_forward', orthogonal,
                           (self.hidden_dim, self.hidden_dim))
@@ -75,9 +80,10 @@ class Alignment(nn.Module):
                           (self.hidden_dim, self.hidden_dim))
     self.b_b = self.param('b_backward', nn.initializers.zeros,
                           (self.hidden_dim,))
-    self.word_output = nn.Dense(self.embed_dim)  # W_d, b_d
-    self.grid_proj = nn.Dense(self.embed_dim)  # W_m of the grid cells
-    self.global_proj = nn.Dense(self.embed_dim)  # W_m of the whole image
+    # W_d, b_d; W_m of the grid cells and of the whole image
+    self.word_output = precision.dense(self.embed_dim, self.dtype)
+    self.grid_proj = precision.dense(self.embed_dim, self.dtype)
+    self.global_proj = precision.dense(self.embed_dim, self.dtype)
 
   def __call__(self, features, tokens: jax.Array):
     """Both sides, for `init`: see `embed_images` and `embed_texts`."""

@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 
 from capjax.models import cells
+from capjax.models import precision
 from capjax.models.retrieval import alignment
 
 TEXT_ENCODERS = ('lstm', 'bilstm')
@@ -66,6 +67,7 @@ class CommonSpace(nn.Module):
   num_layers: int = 1  # stacked (Bi)LSTM layers
   pooling: str = 'last'  # last | mean
   fused: bool = True  # the cells' fused recurrence
+  dtype: str = 'float32'  # matmul compute dtype (model.dtype)
 
   def setup(self):
     if self.text_encoder not in TEXT_ENCODERS:
@@ -80,12 +82,12 @@ class CommonSpace(nn.Module):
     directions = 2 if self.text_encoder == 'bilstm' else 1
     self.words = nn.Embed(self.vocab_size, self.word_dim)
     self.layers = [
-        [cells.LSTMCell(self.hidden_dim, fused=self.fused)
+        [cells.LSTMCell(self.hidden_dim, fused=self.fused, dtype=self.dtype)
          for _ in range(directions)]
         for _ in range(self.num_layers)
     ]
-    self.text_proj = nn.Dense(self.embed_dim)
-    self.image_proj = nn.Dense(self.embed_dim)
+    self.text_proj = precision.dense(self.embed_dim, self.dtype)
+    self.image_proj = precision.dense(self.embed_dim, self.dtype)
 
   def __call__(self, features, tokens: jax.Array):
     """Both sides, for `init`: see `embed_images` and `embed_texts`."""

@@ -98,13 +98,15 @@ def create(config: ml_collections.ConfigDict,
   embedder_class, score = REGISTRY[settings.model]
   kwargs = dict(vocab_size=vocab_size, embed_dim=settings.embed_dim,
                 word_dim=config.model.embed_dim,
-                hidden_dim=config.model.hidden_dim)
+                hidden_dim=config.model.hidden_dim,
+                dtype=config.model.get('dtype', 'float32'))
   if settings.model == 'common_space':
     kwargs.update(text_encoder=settings.text_encoder,
                   num_layers=settings.num_layers, pooling=settings.pooling,
                   fused=config.model.fused)
   objective = ranking.Objective(kind=settings.loss, margin=settings.margin,
                                 logit_scale=settings.logit_scale)
-  return EmbeddingModel(encoder=encoders.create(config.model.encoder),
+  return EmbeddingModel(encoder=encoders.create(config.model.encoder,
+                                                 kwargs['dtype']),
                         embedder=embedder_class(**kwargs), score=score,
                         objective=objective)
