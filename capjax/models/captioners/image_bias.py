@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 
 from capjax.models import cells
+from capjax.models import precision
 from capjax.models.captioners import base
 
 
@@ -26,16 +27,18 @@ class ImageBias(nn.Module):
   dropout: float = 0.0
   fused: bool = True
   unroll: int = 1
+  dtype: str = 'float32'  # matmul compute dtype (model.dtype)
 
   def setup(self):
     self.embed = nn.Embed(self.vocab_size, self.embed_dim)
     self.rnn = cells.create(
-        self.cell, self.hidden_dim, fused=self.fused, unroll=self.unroll)
+        self.cell, self.hidden_dim, fused=self.fused, unroll=self.unroll,
+        dtype=self.dtype)
     # W_hi: the image to the first step's gate pre-activations.
-    self.image_bias = nn.Dense(self.rnn.num_gates * self.hidden_dim,
-                               use_bias=False)
+    self.image_bias = precision.dense(self.rnn.num_gates * self.hidden_dim,
+                                      self.dtype, use_bias=False)
     self.drop = nn.Dropout(self.dropout)
-    self.output = nn.Dense(self.vocab_size)
+    self.output = precision.dense(self.vocab_size, self.dtype)
 
   def __call__(
       self,
