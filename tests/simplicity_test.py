@@ -5,14 +5,20 @@ import shutil
 import tempfile
 
 from absl.testing import absltest
+import jax
 import numpy as np
 from PIL import Image
 
+from capjax import config_checks
 from capjax.data import feature_source
 from capjax.data import pipeline
 from capjax.data import simplicity
 from capjax.data import sources
 from capjax.evaluators import retrieval as retrieval_evaluator
+from capjax.metrics import retrieval as retrieval_metrics
+from capjax.tasks import retrieval as task
+from configs.retrieval import shapes as shapes_config
+from configs.retrieval import simplicity as simplicity_config
 
 # Images written per class (N % 100); 1.jpg is then overwritten as corrupt.
 WITHIN = (0, 1, 85, 95)
@@ -115,6 +121,46 @@ class SimplicityTest(absltest.TestCase):
     with self.assertRaisesRegex(FileNotFoundError,
                                 r'^simplicity: no 0.jpg .. 999.jpg in .*$'):
       sources.prepare('simplicity', manual_dir=root, data_dir=root)
+
+  def test_a_model_trained_elsewhere_is_scored_per_class(self):
+    # Seed 004: a model with another dataset's vocabulary (here the tiny
+    # shapes) scored on 'simplicity:test' by the retrieval evaluator.
+    config = shapes_config.get_config('tiny')
+    config.dataset.data_dir = self.data_dir
+    config.dataset.image_size = 16
+    config.dataset.eval_manual_dir = self.manual_dir
+    config.eval.splits = ('test', 'simplicity:test')
+    config.eval.batch_size = 8
+    config.retrieval.class_k = 3
+    config_checks.check(config)
+    batches, meta = task.open_data(config)
+    model = task.create_model(config, meta)
+    params = jax.jit(lambda rng, batch: task.init_params(model, rng, batch))(
+        jax.random.key(0), next(batches(0)))
+    evaluator = retrieval_evaluator.Evaluator(config, task, model, meta,
+                                              'simplicity:test')
+    metrics = evaluator.run(params)
+    self.assertEqual(metrics['num_images'], 39)
+    ids = evaluator._last['image_ids']  # pylint: disable=protected-access
+    scores = evaluator._last['scores']  # pylint: disable=protected-access
+    labels = np.asarray([simplicity.CLASSES[i // 100] for i in ids])
+    want = retrieval_metrics.class_precision_recall_at_k(
+        scores, labels, labels, 3)
+    self.assertLen(want, 10)
+    for label, (precision, recall) in want.items():
+      self.assertAlmostEqual(metrics[f'i2t_p@3/{label}'], 100 * precision)
+      self.assertAlmostEqual(metrics[f'i2t_r@3/{label}'], 100 * recall)
+
+  def test_the_papers_config_passes_the_checks(self):
+    config = simplicity_config.get_config('tiny')
+    config_checks.check(config)
+    self.assertIn('simplicity:test', config.eval.splits)
+    for split, message in (('simplicity/split:test', 'builder config'),
+                           ('wang:test', "Unknown dataset 'wang'"),
+                           ('simplicity:', 'names no split')):
+      config.eval.splits = ('test', split)
+      with self.assertRaisesRegex(config_checks.ConfigError, message):
+        config_checks.check(config)
 
 
 if __name__ == '__main__':
