@@ -1,6 +1,5 @@
 """IAPR TC-12: annotations, split lists and the iapr_tc12 builder."""
 
-import logging
 import os
 import shutil
 import tempfile
@@ -189,6 +188,13 @@ class IaprTc12BuilderTest(absltest.TestCase):
     self.assertEqual([a.key for a in splits['train']],
                      ['01/1000', '01/1001', '02/2002', '03/3000'])
 
+  def test_full_train_config_keeps_all_of_train_and_has_no_validation(self):
+    builder = sources.prepare('iapr_tc12/full_train', data_dir=self.data_dir,
+                              manual_dir=self.manual_dir)
+    self.assertEqual(
+        {k: v.num_examples for k, v in builder.info.splits.items()},
+        {'train': 3, 'test': 1})
+
   def test_image_ids_are_numbers_unless_a_number_repeats(self):
     self.assertEqual(iapr_tc12.image_ids(['01/1000', '02/7']),
                      {'01/1000': 1000, '02/7': 7})
@@ -199,6 +205,8 @@ class IaprTc12BuilderTest(absltest.TestCase):
     config = retrieval_flickr8k.get_config('tiny')
     config.dataset.name = 'iapr_tc12'
     config.dataset.manual_dir = self.manual_dir
+    config_checks.check(config)
+    config.dataset.builder_config = 'full_train'
     config_checks.check(config)
     config.dataset.builder_config = 'min256'
     with self.assertRaisesRegex(config_checks.ConfigError,

@@ -24,7 +24,8 @@ beside the release or in `iaprtc12.20091111/`. Splits:
     TEST_FRACTION of all annotated images is the test split;
   validation: `iaprtc12_val_list.txt` when given, else a deterministic
     VALIDATION_FRACTION of train (about 883 of the 17,665 images), taken out
-    of train.
+    of train; config `full_train` keeps all of train (m-RNN's 17,665) and
+    has no validation split (set eval.validation_split='').
 Deterministic carving orders the images by the CRC32 of their key `NN/NNNN`
 (then the key) and takes the first ones: the same images on every machine,
 whatever the listing order. `image_id` is the image's number (`1000`); if
@@ -150,7 +151,7 @@ def carve(annotations: list[Annotation], fraction: float
   Returns:
     (the rest, the held-out part).
   """
-  if len(annotations) < 2:
+  if len(annotations) < 2 or fraction <= 0:
     return list(annotations), []
   count = min(len(annotations) - 1,
               max(1, round(fraction * len(annotations))))
@@ -215,9 +216,18 @@ def find_lists(manual_dir: str) -> dict[str, str]:
   return found
 
 
-def split_annotations(annotations: dict[str, Annotation],
-                      lists: dict[str, str]) -> dict[str, list[Annotation]]:
-  """'train' / 'validation' / 'test' -> annotations (see module docstring)."""
+def split_annotations(
+    annotations: dict[str, Annotation], lists: dict[str, str],
+    validation_fraction: float = VALIDATION_FRACTION,
+) -> dict[str, list[Annotation]]:
+  """'train' / 'validation' / 'test' -> annotations (see module docstring).
+
+  Args:
+    annotations: every image, by key.
+    lists: split -> list file (`find_lists`).
+    validation_fraction: share of train carved out without a validation
+      list (0: none, validation stays empty).
+  """
   if 'train' in lists:
     train = read_split_list(lists['train'], annotations)
     test = read_split_list(lists['test'], annotations)
@@ -229,16 +239,31 @@ def split_annotations(annotations: dict[str, Annotation],
     held = {a.key for a in validation}
     train = [a for a in train if a.key not in held]
   else:
-    train, validation = carve(train, VALIDATION_FRACTION)
+    train, validation = carve(train, validation_fraction)
   return {'train': train, 'validation': validation, 'test': test}
+
+
+@dataclasses.dataclass(eq=False)
+class IaprConfig(photo_builder.PhotoConfig):
+  """A variant of IAPR TC-12.
+
+  Attributes:
+    validation_fraction: share of train carved out as validation when no
+      validation list is given (0: no validation split).
+  """
+
+  validation_fraction: float = VALIDATION_FRACTION
 
 
 class IaprTc12(photo_builder.PhotoCaptionBuilder):
   """IAPR TC-12 photos; the clauses of each DESCRIPTION are its captions."""
 
   BUILDER_CONFIGS = [
-      photo_builder.PhotoConfig(
-          name='default', description='Photos stored as released.'),
+      IaprConfig(name='default', description='Validation carved from train '
+                 '(5%).'),
+      IaprConfig(name='full_train', validation_fraction=0.0,
+                 description="m-RNN's 17,665 train / 1,962 test, no "
+                 'validation split.'),
   ]
   MANUAL_DOWNLOAD_INSTRUCTIONS = """
   unpack the IAPR TC-12 release there (images/NN/NNNN.jpg and
@@ -259,7 +284,7 @@ class IaprTc12(photo_builder.PhotoCaptionBuilder):
     ids = image_ids(sorted(annotations))
     entries = {}
     for split, members in split_annotations(
-        annotations, lists).items():
+        annotations, lists, self.builder_config.validation_fraction).items():
       entries[split] = []
       for annotation in members:
         path = os.path.join(root, annotation.image)

@@ -14,7 +14,8 @@ files) plus an index of every example's id and captions. Registered names:
                deterministic 1,000 test / 1,000 validation (default, min256)
   iapr_tc12    IAPR TC-12 release (images/, annotations_complete_eng/): the
                DESCRIPTION's clauses as captions, the standard
-               iaprtc12_{train,test}_list.txt when given
+               iaprtc12_{train,test}_list.txt when given (configs: default
+               = 5% of train as validation, full_train)
   simplicity   Wang's SIMPLIcity 0.jpg .. 999.jpg, class keyword as caption
                and `label` (configs: default = all in test, split)
   shapes_hashtags, flickr8k_hashtags, harrison, tag_folder
