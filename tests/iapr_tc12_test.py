@@ -62,6 +62,16 @@ class IaprTc12Test(absltest.TestCase):
       f.write('01/1000\n\n02/7\n')
     with self.assertRaisesRegex(ValueError, r'train.txt:3: .*02/7'):
       iapr_tc12.read_split_list(path, annotations)
+    # The builder's reading: a few names without annotation stand without
+    # clauses (skipped and counted); a list of mostly unknown names fails.
+    with open(path, 'w') as f:
+      f.write('01/1000\n01/1001\n02/7\n')
+    got = iapr_tc12.read_split_list(path, annotations, missing_ok=True)
+    self.assertEqual([(a.key, a.clauses) for a in got][2], ('02/7', ()))
+    with open(path, 'w') as f:
+      f.write('01/1000\n02/7\n02/8\n')
+    with self.assertRaisesRegex(ValueError, r'train.txt:2: .*02/7.* 1 more'):
+      iapr_tc12.read_split_list(path, annotations, missing_ok=True)
 
   def test_a_file_without_description_is_named(self):
     path = os.path.join(self.root, 'bad.eng')
@@ -99,7 +109,9 @@ DESCRIPTIONS = {
     '02/2002': 'a street at night;',  # its image is missing
     '03/3000': '',  # no clauses: skipped and counted
 }
-TRAIN_LIST = ['01/1000', '01/1001', '02/2000', '02/2002', '03/3000']
+# 04/4000 has neither annotation nor image (the release lacks a few).
+TRAIN_LIST = ['01/1000', '01/1001', '02/2000', '02/2002', '03/3000',
+              '04/4000']
 TEST_LIST = ['02/2001']
 
 
@@ -149,7 +161,7 @@ class IaprTc12BuilderTest(absltest.TestCase):
     self.assertEqual(sorted(self._references('train')), [1001, 2000])
     self.assertEqual(sorted(self._references('test')), [2001])
     self.assertEqual(self.builder.info.metadata['skipped']['train'],
-                     {'missing': 1, 'corrupt': 0, 'no_captions': 1})
+                     {'missing': 1, 'corrupt': 0, 'no_captions': 2})
 
   def test_description_clauses_are_the_captions_read_as_latin_1(self):
     self.assertEqual(self._references('train')[1001],
@@ -186,7 +198,7 @@ class IaprTc12BuilderTest(absltest.TestCase):
         iapr_tc12.read_annotations(root), iapr_tc12.find_lists(root))
     self.assertEqual([a.key for a in splits['validation']], ['02/2000'])
     self.assertEqual([a.key for a in splits['train']],
-                     ['01/1000', '01/1001', '02/2002', '03/3000'])
+                     ['01/1000', '01/1001', '02/2002', '03/3000', '04/4000'])
 
   def test_full_train_config_keeps_all_of_train_and_has_no_validation(self):
     builder = sources.prepare('iapr_tc12/full_train', data_dir=self.data_dir,

@@ -115,17 +115,21 @@ def read_annotations(folder: str) -> dict[str, Annotation]:
   return out
 
 
-def read_split_list(path: str, annotations: dict[str, Annotation]
-                    ) -> list[Annotation]:
+def read_split_list(path: str, annotations: dict[str, Annotation],
+                    missing_ok: bool = False) -> list[Annotation]:
   """The annotations a train/test list names, in its order.
 
-  A bare number (`1000`) is looked up among the keys' numbers; a name with
-  no annotation is a ValueError naming the list and the line.
+  A bare number (`1000`) is looked up among the keys' numbers. A name with
+  no annotation is a ValueError naming the list and the line, unless
+  `missing_ok`: then it stands as an Annotation without clauses (its image
+  is skipped and counted when the dataset is prepared; the release lacks a
+  few), with a warning; a list most of whose names have no annotation is
+  still a ValueError (a list of another collection).
   """
   by_number = {}
   for key in annotations:
     by_number.setdefault(key.split('/')[-1], []).append(key)
-  out = []
+  out, unknown = [], []
   with open(path, encoding=ENCODING) as f:
     for line_number, line in enumerate(f, 1):
       if not line.strip():
@@ -133,12 +137,22 @@ def read_split_list(path: str, annotations: dict[str, Annotation]
       key = image_key(line)
       if key not in annotations and len(by_number.get(key, ())) == 1:
         key = by_number[key][0]
-      if key not in annotations:
-        raise ValueError(f'{path}:{line_number}: no annotation for image '
-                         f'{line.strip()!r}.')
-      out.append(annotations[key])
+      if key in annotations:
+        out.append(annotations[key])
+        continue
+      where = f'{path}:{line_number}: no annotation for image {line.strip()!r}'
+      if not missing_ok:
+        raise ValueError(where + '.')
+      unknown.append(where)
+      out.append(Annotation(key=key, image=f'{IMAGE_DIR}/{key}.jpg',
+                            title='', clauses=()))
+  if unknown and 2 * len(unknown) > len(out):
+    raise ValueError(f'{unknown[0]}, nor for {len(unknown) - 1} more of its '
+                     f'{len(out)} images: is it a list of this collection?')
+  if unknown:
+    logging.warning('iapr_tc12: %d images of %s have no annotation and are '
+                    'skipped (first: %s).', len(unknown), path, unknown[0])
   return out
-
 
 
 def carve(annotations: list[Annotation], fraction: float
@@ -229,13 +243,14 @@ def split_annotations(
       list (0: none, validation stays empty).
   """
   if 'train' in lists:
-    train = read_split_list(lists['train'], annotations)
-    test = read_split_list(lists['test'], annotations)
+    train = read_split_list(lists['train'], annotations, missing_ok=True)
+    test = read_split_list(lists['test'], annotations, missing_ok=True)
   else:
     train, test = carve([annotations[k] for k in sorted(annotations)],
                         TEST_FRACTION)
   if 'validation' in lists:
-    validation = read_split_list(lists['validation'], annotations)
+    validation = read_split_list(lists['validation'], annotations,
+                                 missing_ok=True)
     held = {a.key for a in validation}
     train = [a for a in train if a.key not in held]
   else:
@@ -281,10 +296,12 @@ class IaprTc12(photo_builder.PhotoCaptionBuilder):
           'iapr_tc12: no standard lists (%s) in %s; carving test (%.0f%%) '
           'from all images deterministically.', LIST_FILES['train'],
           manual_dir, 100 * TEST_FRACTION)
-    ids = image_ids(sorted(annotations))
+    splits = split_annotations(annotations, lists,
+                               self.builder_config.validation_fraction)
+    ids = image_ids(sorted(
+        set(annotations) | {a.key for v in splits.values() for a in v}))
     entries = {}
-    for split, members in split_annotations(
-        annotations, lists, self.builder_config.validation_fraction).items():
+    for split, members in splits.items():
       entries[split] = []
       for annotation in members:
         path = os.path.join(root, annotation.image)
