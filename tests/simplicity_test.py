@@ -46,7 +46,7 @@ class SimplicityTest(absltest.TestCase):
     _make_images(cls.manual_dir)
     cls.data_dir = tempfile.mkdtemp()
     cls.addClassCleanup(shutil.rmtree, cls.data_dir)
-    for config in ('default', 'split'):
+    for config in ('default', 'flickr_words', 'split'):
       sources.prepare(f'simplicity/{config}', data_dir=cls.data_dir,
                       manual_dir=cls.manual_dir)
 
@@ -82,6 +82,12 @@ class SimplicityTest(absltest.TestCase):
     names = [simplicity.CLASSES[i // 100] for i in source.image_ids]
     self.assertEqual(source.captions, [[n] for n in names])
     self.assertEqual(source.labels, names)
+    words = self._source('simplicity/flickr_words', 'test')
+    self.assertEqual(list(words.image_ids), list(source.image_ids))
+    by_id = dict(zip(words.image_ids, words.captions))
+    self.assertEqual((by_id[100], by_id[395], by_id[995]),
+                     (['beach'], ['bus'], ['food']))
+    self.assertEqual(words.labels, names)
     image = source.image(list(source.image_ids).index(314 - 14 + 95))
     np.testing.assert_allclose(image.mean(axis=(0, 1)), CLASS_COLOURS[3],
                                atol=4)

@@ -8,13 +8,18 @@ retrieval paper), each image's one text is its class keyword, its only
 "caption", and each example also carries its class as `label`, which the
 retrieval evaluator reads for the per-class precision and recall at K.
 
-Splits (configs):
-  default  test = all 1000 images: the paper trains on Flickr8k and queries
-           Wang's images class by class (image -> keyword, keyword -> image),
-           so the whole set is an evaluation set.
-  split    for training on SIMPLIcity itself, per class: images N with
-           N % 100 < 80 train (800), 80..89 validation (100), 90..99 test
-           (100).
+Configs:
+  default       test = all 1000 images: the paper trains on Flickr8k and
+                queries Wang's images class by class (image -> keyword,
+                keyword -> image), so the whole set is an evaluation set.
+  flickr_words  the same with each keyword as Flickr8k's captions write it
+                (FLICKR_WORDS: 'beach', not 'beaches', which they never
+                use), so a Flickr8k vocabulary knows every query.
+  split         for training on SIMPLIcity itself, per class: images N with
+                N % 100 < 80 train (800), 80..89 validation (100), 90..99
+                test (100).
+The paper names its classes but not the exact keyword text; `label` is
+always the class name of CLASSES.
 A missing or corrupt image is skipped and counted (see `photo_builder`).
 """
 
@@ -25,6 +30,11 @@ from capjax.data import photo_builder
 
 CLASSES = ('africa', 'beaches', 'buildings', 'buses', 'dinosaurs',
            'elephants', 'flowers', 'horses', 'mountains', 'food')
+# Each class's word as Flickr8k's captions write it (how often they do):
+# 'africa' (0; african 54), 'beaches' (0; beach 1046), 'dinosaurs' (0;
+# dinosaur 3), ... A Flickr8k vocabulary knows these.
+FLICKR_WORDS = ('african', 'beach', 'building', 'bus', 'dinosaur',
+                'elephant', 'flowers', 'horse', 'mountain', 'food')
 NUM_IMAGES = 1000
 IMAGES_PER_CLASS = NUM_IMAGES // len(CLASSES)
 IMAGE_DIRS = ('', 'image.orig', 'images')
@@ -46,10 +56,12 @@ class SimplicityConfig(photo_builder.PhotoConfig):
   Attributes:
     train_per_class: images of each class in train (the first ones).
     validation_per_class: the next ones, in validation; the rest are test.
+    keywords: the text (caption) of each class, in CLASSES order.
   """
 
   train_per_class: int = 0
   validation_per_class: int = 0
+  keywords: tuple[str, ...] = CLASSES
 
 
 def split_of(image_number: int, config: SimplicityConfig) -> str:
@@ -85,6 +97,9 @@ class Simplicity(photo_builder.PhotoCaptionBuilder):
           name='default',
           description='All 1000 images in test (seed 004: evaluation only).'),
       SimplicityConfig(
+          name='flickr_words', keywords=FLICKR_WORDS,
+          description='All 1000 in test; keywords in Flickr8k words.'),
+      SimplicityConfig(
           name='split', train_per_class=80, validation_per_class=10,
           description='Per class 80 train / 10 validation / 10 test.'),
   ]
@@ -98,10 +113,10 @@ class Simplicity(photo_builder.PhotoCaptionBuilder):
     entries = {'train': [], 'validation': [], 'test': []}
     for number in range(NUM_IMAGES):
       path = os.path.join(image_dir, f'{number}.jpg')
-      _, name = image_class(path)
+      label, name = image_class(path)
       entries[split_of(number, self.builder_config)].append(
           photo_builder.PhotoEntry(
               image_id=number, path=path,
               file_name=os.path.relpath(path, manual_dir),
-              captions=(name,), label=name))
+              captions=(self.builder_config.keywords[label],), label=name))
     return entries

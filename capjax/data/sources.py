@@ -17,7 +17,8 @@ files) plus an index of every example's id and captions. Registered names:
                iaprtc12_{train,test}_list.txt when given (configs: default
                = 5% of train as validation, full_train)
   simplicity   Wang's SIMPLIcity 0.jpg .. 999.jpg, class keyword as caption
-               and `label` (configs: default = all in test, split)
+               and `label` (configs: default = all in test, flickr_words,
+               split)
   shapes_hashtags, flickr8k_hashtags, harrison, tag_folder
                hashtag datasets, one tag sequence per image as its caption
                (see `hashtag_builders`; a tag_folder needs its own data_dir)
