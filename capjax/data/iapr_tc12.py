@@ -177,8 +177,11 @@ def carve(annotations: list[Annotation], fraction: float
 
 
 def image_ids(keys: list[str]) -> dict[str, int]:
-  """Key 'NN/NNNN' -> int id: the number, or NN * FOLDER_ID_STRIDE + number
-  for all when a number repeats (a non-numeric key: its CRC32)."""
+  """Key 'NN/NNNN' -> its int image id.
+
+  The id is the number, or NN * FOLDER_ID_STRIDE + number for every key
+  when a number repeats across folders; a non-numeric key gets its CRC32.
+  """
   def parts(key):
     folder, _, number = key.rpartition('/')
     if number.isdigit() and (not folder or folder.isdigit()):
