@@ -116,6 +116,12 @@ def base_config() -> ml_collections.ConfigDict:
   c.eval.story_length = 500  # language_model: characters per story
   c.eval.story_seed = '#dog '  # language_model: text that primes a story
   # --- end of issue 13 ---
+  # --- The papers' other datasets (issue 11 item 5): an eval split
+  # 'NAME:SPLIT' (e.g. 'simplicity:test' in eval.splits) is SPLIT of the
+  # registered dataset NAME, scored with the training vocabulary ---
+  c.dataset.eval_builder_config = ''  # its builder config ('' = its default)
+  c.dataset.eval_manual_dir = ''  # folder of its files (to prepare it once)
+  # --- end of the papers' other datasets ---
 
   c.parallel = ml_collections.ConfigDict()
   c.parallel.mode = 'jit'  # jit (sharded mesh) | pmap

@@ -15,6 +15,7 @@ import ml_collections
 from capjax import evaluators
 from capjax import parallel
 from capjax import tasks
+from capjax.data import pipeline
 from capjax.data import sources
 from capjax.decoding import settings as decoding_settings
 from capjax.models import captioners
@@ -84,6 +85,28 @@ def _check_precision(config: ml_collections.ConfigDict) -> None:
         'has no padding-free output layer; set it to 0.')
 
 
+def _check_other_datasets(config: ml_collections.ConfigDict) -> None:
+  """Eval splits 'NAME:SPLIT' must name a registered dataset and config."""
+  splits = [('eval.splits', s) for s in config.eval.splits]
+  splits.append(('eval.validation_split', config.eval.validation_split))
+  for key, split in splits:
+    other = pipeline.other_dataset(split or '')
+    if other is None:
+      continue
+    name, split_name = other
+    if '/' in name:
+      raise ConfigError(
+          f'config.{key}: {split!r} names a builder config; name the dataset '
+          'alone and set config.dataset.eval_builder_config.')
+    if not split_name:
+      raise ConfigError(f'config.{key}: {split!r} names no split after the '
+                        "':' (e.g. 'simplicity:test').")
+    try:
+      sources.resolve(name, config.dataset.get('eval_builder_config') or None)
+    except ValueError as e:
+      raise ConfigError(f'config.{key}: {e}') from e
+
+
 def check(config: ml_collections.ConfigDict) -> None:
   """Raises `ConfigError` (one line) on the first value that cannot run."""
   for key, least in MINIMUM.items():
@@ -103,6 +126,7 @@ def check(config: ml_collections.ConfigDict) -> None:
                       config.dataset.builder_config or None)
     except ValueError as e:
       raise ConfigError(f'config.dataset: {e}') from e
+  _check_other_datasets(config)
   _one_of('model.decoder', config.model.decoder, captioners.REGISTRY)
   _one_of('model.cell', config.model.cell, cells.CELLS)
   _one_of('model.encoder.name', config.model.encoder.name, encoders.ENCODERS)

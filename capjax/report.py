@@ -210,17 +210,20 @@ def format_metrics_table(results: dict[str, dict[str, float]]) -> str:
   keys = [k for k in SUMMARY_KEYS if any(k in results[s] for s in splits)]
   keys += sorted({k for s in splits for k in results[s]} - set(keys))
   width = max(len(k) for k in keys) + 2
-  lines = ['metric'.ljust(width) + ''.join(s.rjust(12) for s in splits)]
+  # Columns of 12, wider for a long split name ('simplicity:test').
+  cols = [max(12, len(s) + 2) for s in splits]
+  lines = ['metric'.ljust(width)
+           + ''.join(s.rjust(c) for s, c in zip(splits, cols))]
   for key in keys:
     cells = []
-    for split in splits:
+    for split, col in zip(splits, cols):
       value = results[split].get(key)
       if value is None:
-        cells.append('-'.rjust(12))
+        cells.append('-'.rjust(col))
       elif key == 'num_images':
-        cells.append(f'{int(value):12d}')
+        cells.append(f'{int(value):{col}d}')
       else:
-        cells.append(f'{value:12.4f}')
+        cells.append(f'{value:{col}.4f}')
     lines.append(key.ljust(width) + ''.join(cells))
   return '\n'.join(lines)
 

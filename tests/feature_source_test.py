@@ -77,6 +77,17 @@ class FeatureSourceTest(absltest.TestCase):
     with self.assertRaisesRegex(ValueError, 'no .grid. array.*--grid'):
       feature_source.FeatureSource(_split(self.names), self.path, key='grid')
 
+  def test_a_base_name_in_several_folders_matches_by_its_folders(self):
+    # IAPR TC-12's layout: the extractor names 'NN/NNNN.jpg' under images/.
+    path = os.path.join(os.path.dirname(self.path), 'folders.npz')
+    names = ['01/7.jpg', '02/7.jpg', '02/8.jpg']
+    np.savez(path, names=np.asarray(names),
+             **{'global': np.arange(3, dtype=np.float32)[:, None]})
+    source = feature_source.FeatureSource(
+        _split(['02/7.jpg', '01/7.jpg', '02/8.jpg']), path)
+    self.assertEqual([float(source.image(i)[0]) for i in range(3)],
+                     [1.0, 0.0, 2.0])
+
 
 if __name__ == '__main__':
   absltest.main()

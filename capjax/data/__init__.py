@@ -13,6 +13,9 @@ Modules:
   shapes_captions its caption language: generation, parsing, judging.
   flickr8k        Flickr8k from the official release files (manual_dir).
   karpathy        COCO / Flickr30k / Flickr8k from a Karpathy-split JSON.
+  flickr30k       Flickr30k from results_20130124.token (flickr30k_token).
+  iapr_tc12       IAPR TC-12 .eng annotations, split lists and its builder.
+  simplicity      Wang's SIMPLIcity 1000 images in 10 classes.
   photo_builder   the shared base of the real-photo builders.
   images          checking image files, decoding image bytes.
   hashtags        tag sequences as captions: tags of shapes scenes and of

@@ -15,6 +15,32 @@ import numpy as np
 from capjax.data import sources
 
 
+def _parts(name: str) -> list[str]:
+  return [p for p in name.replace('\\', '/').split('/') if p]
+
+
+def _best_row(file_name: str, candidates: list[tuple[list[str], int]]
+              ) -> int | None:
+  """The row whose name shares the longest path ending with `file_name`.
+
+  Names are matched by base name; when several folders hold that base name
+  (IAPR TC-12's `NN/NNNN.jpg`), the one sharing the most trailing folders.
+  """
+  if len(candidates) < 2:
+    return candidates[0][1] if candidates else None
+  wanted = _parts(file_name)
+
+  def shared(parts):
+    count = 0
+    for a, b in zip(reversed(parts), reversed(wanted)):
+      if a != b:
+        break
+      count += 1
+    return count
+
+  return max(candidates, key=lambda c: (shared(c[0]), -c[1]))[1]
+
+
 class FeatureSource:
   """The pipeline's view of a split, with features for images.
 
@@ -45,16 +71,17 @@ class FeatureSource:
                          'grids.')
       names = [str(n) for n in f['names']]
       self.features = f[key]
-    rows = {}
+    rows = {}  # base name -> [(path parts, row)]
     for row, name in enumerate(names):
-      rows.setdefault(os.path.basename(name), row)
+      rows.setdefault(os.path.basename(name), []).append(
+          (_parts(name), row))
     self._rows = np.empty(len(source), np.int64)
     missing = []
     for i in range(len(source)):
       file_name = source.records[i]['file_name']
       if isinstance(file_name, bytes):
         file_name = file_name.decode('utf-8')
-      row = rows.get(os.path.basename(file_name))
+      row = _best_row(file_name, rows.get(os.path.basename(file_name), []))
       if row is None:
         missing.append(file_name)
       else:
@@ -92,3 +119,7 @@ class FeatureSource:
   @property
   def scenes(self):
     return self.source.scenes
+
+  @property
+  def labels(self):
+    return self.source.labels

@@ -47,11 +47,14 @@ def image_id_of(file_name: str) -> int:
   return FALLBACK_ID_OFFSET + zlib.crc32(file_name.encode('utf-8'))
 
 
-def read_token_file(path: str) -> dict[str, list[str]]:
+def read_token_file(path: str, dataset: str = 'flickr8k'
+                    ) -> dict[str, list[str]]:
   """Captions by file name from `Flickr8k.token.txt`, bad keys dropped.
 
   Args:
-    path: the token file.
+    path: the token file (Flickr30k's `results_20130124.token` has the same
+      format).
+    dataset: the dataset named in warnings.
 
   Returns:
     file name -> its captions, in the order of their `#k` numbers.
@@ -68,13 +71,13 @@ def read_token_file(path: str) -> dict[str, list[str]]:
       if not tab or not match or not caption.strip():
         bad_keys[key] += 1
         if bad_keys[key] == 1:
-          logging.warning('flickr8k: dropping caption line %d of %s with bad '
-                          'key %r', line_number, path, key)
+          logging.warning('%s: dropping caption line %d of %s with bad key '
+                          '%r', dataset, line_number, path, key)
         continue
       captions[match.group(1)].append((int(match.group(2)), caption.strip()))
   if bad_keys:
-    logging.warning('flickr8k: dropped %d caption lines with %d bad keys from '
-                    '%s.', sum(bad_keys.values()), len(bad_keys), path)
+    logging.warning('%s: dropped %d caption lines with %d bad keys from %s.',
+                    dataset, sum(bad_keys.values()), len(bad_keys), path)
   return {name: [c for _, c in sorted(pairs)]
           for name, pairs in captions.items()}
 

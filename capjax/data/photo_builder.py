@@ -8,7 +8,9 @@ Each example:
   image: JPEG bytes (decoded and resized by the input pipeline);
   captions: the image's captions (raw text);
   image_id: int64, stable across preparations (e.g. the COCO id);
-  file_name: the image's path relative to `manual_dir`.
+  file_name: the image's path relative to `manual_dir`;
+  label: the image's class (only builders with `HAS_LABELS`, e.g.
+    SIMPLIcity; the retrieval evaluator's per-class P/R@K reads it).
 The counts of skipped images are saved in the dataset's metadata
 (`builder.info.metadata['skipped']`: split -> {'missing', 'corrupt',
 'no_captions'}).
@@ -34,6 +36,7 @@ class PhotoEntry:
   path: str  # Absolute path of the image file.
   file_name: str  # Path relative to manual_dir, stored with the example.
   captions: tuple[str, ...]  # Empty: the image is skipped and counted.
+  label: str = ''  # The image's class (builders with HAS_LABELS only).
 
 
 @dataclasses.dataclass(eq=False)
@@ -80,6 +83,7 @@ class PhotoCaptionBuilder(
 
   VERSION = tfds.core.Version('1.0.0')
   RELEASE_NOTES = {'1.0.0': 'First release.'}
+  HAS_LABELS = False  # Examples carry a 'label' (the image's class).
 
   @tfds.core.utils.classproperty
   @classmethod
@@ -89,16 +93,19 @@ class PhotoCaptionBuilder(
     return None
 
   def _info(self) -> tfds.core.DatasetInfo:
+    features = {
+        'image': tfds.features.Image(
+            shape=(None, None, 3), encoding_format='jpeg'),
+        'captions': tfds.features.Sequence(tfds.features.Text()),
+        'image_id': tfds.features.Scalar(np.int64),
+        'file_name': tfds.features.Text(),
+    }
+    if self.HAS_LABELS:
+      features['label'] = tfds.features.Text()
     return tfds.core.DatasetInfo(
         builder=self,
         description=self.__doc__,
-        features=tfds.features.FeaturesDict({
-            'image': tfds.features.Image(
-                shape=(None, None, 3), encoding_format='jpeg'),
-            'captions': tfds.features.Sequence(tfds.features.Text()),
-            'image_id': tfds.features.Scalar(np.int64),
-            'file_name': tfds.features.Text(),
-        }),
+        features=tfds.features.FeaturesDict(features),
         metadata=tfds.core.MetadataDict(skipped={}),
     )
 
@@ -142,12 +149,15 @@ class PhotoCaptionBuilder(
         logging.warning('%s %s: skipping image: %s', self.name, split, e)
         corrupt += 1
         continue
-      yield entry.image_id, {
+      example = {
           'image': data,
           'captions': list(entry.captions),
           'image_id': entry.image_id,
           'file_name': entry.file_name,
       }
+      if self.HAS_LABELS:
+        example['label'] = entry.label
+      yield entry.image_id, example
     self.info.metadata['skipped'][split] = {
         'missing': missing, 'corrupt': corrupt, 'no_captions': no_captions}
     if missing or corrupt or no_captions:

@@ -371,15 +371,34 @@ def token_eval_batches(
   return _iterate(dataset, 2, 1, 0)
 
 
+def other_dataset(split: str) -> tuple[str, str] | None:
+  """'simplicity:test' -> ('simplicity', 'test'); a plain split -> None."""
+  name, sep, split_name = split.rpartition(':')
+  return (name, split_name) if sep else None
+
+
 def open_split(dataset: ml_collections.ConfigDict,
                split: str) -> sources.CaptionSource:
-  """Opens one split of `config.dataset` (preparing it on first use)."""
+  """Opens one split of `config.dataset` (preparing it on first use).
+
+  A split 'NAME:SPLIT' is SPLIT of another registered dataset, with the
+  builder config `dataset.eval_builder_config` and the files of
+  `dataset.eval_manual_dir` (same data_dir and image size): e.g. a model
+  trained on Flickr8k evaluated on 'simplicity:test' (seed 004's protocol).
+  """
+  name, builder_config = dataset.name, dataset.builder_config
+  manual_dir = dataset.manual_dir
+  other = other_dataset(split)
+  if other:
+    name, split = other
+    builder_config = dataset.get('eval_builder_config', '')
+    manual_dir = dataset.get('eval_manual_dir', '')
   return load_source(
-      dataset.name,
+      name,
       split,
       data_dir=dataset.data_dir or None,
-      manual_dir=dataset.manual_dir or None,
-      builder_config=dataset.builder_config or None,
+      manual_dir=manual_dir or None,
+      builder_config=builder_config or None,
       image_size=dataset.image_size,
   )
 

@@ -9,6 +9,16 @@ files) plus an index of every example's id and captions. Registered names:
   coco         Karpathy-split COCO: dataset_coco.json + photos in manual_dir
   flickr30k    Karpathy-split Flickr30k: dataset_flickr30k.json + photos
   karpathy     any Karpathy JSON (configs: coco, flickr30k, flickr8k)
+  flickr30k_token  Flickr30k's results_20130124.token + photos, Karpathy's
+               split when dataset_flickr30k.json is beside it, else
+               deterministic 1,000 test / 1,000 validation (default, min256)
+  iapr_tc12    IAPR TC-12 release (images/, annotations_complete_eng/): the
+               DESCRIPTION's clauses as captions, the standard
+               iaprtc12_{train,test}_list.txt when given (configs: default
+               = 5% of train as validation, full_train)
+  simplicity   Wang's SIMPLIcity 0.jpg .. 999.jpg, class keyword as caption
+               and `label` (configs: default = all in test, flickr_words,
+               split)
   shapes_hashtags, flickr8k_hashtags, harrison, tag_folder
                hashtag datasets, one tag sequence per image as its caption
                (see `hashtag_builders`; a tag_folder needs its own data_dir)
@@ -32,12 +42,15 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from capjax import atomic_write
+from capjax.data import flickr30k
 from capjax.data import flickr8k
 from capjax.data import hashtag_builders
+from capjax.data import iapr_tc12
 from capjax.data import images
 from capjax.data import karpathy
 from capjax.data import photo_builder
 from capjax.data import shapes
+from capjax.data import simplicity
 
 # Photos of real datasets are resized to this (height and width) by default.
 DEFAULT_IMAGE_SIZE = 224
@@ -67,6 +80,10 @@ REGISTRY = {
     'coco': DatasetEntry(karpathy.KarpathyCaptions, 'coco', True),
     'flickr30k': DatasetEntry(karpathy.KarpathyCaptions, 'flickr30k', True),
     'karpathy': DatasetEntry(karpathy.KarpathyCaptions, 'coco', True),
+    'flickr30k_token': DatasetEntry(
+        flickr30k.Flickr30kToken, 'default', True),
+    'iapr_tc12': DatasetEntry(iapr_tc12.IaprTc12, 'default', True),
+    'simplicity': DatasetEntry(simplicity.Simplicity, 'default', True),
     'shapes_hashtags': DatasetEntry(
         hashtag_builders.ShapesHashtags, 'default', False),
     'flickr8k_hashtags': DatasetEntry(
@@ -167,18 +184,20 @@ class CaptionSource:
         self._index = index
         return index
     index = {'format': INDEX_FORMAT, 'image_ids': [], 'captions': [],
-             'scenes': []}
+             'scenes': [], 'labels': []}
     for i in range(len(self)):
       record = self.records[i]
       index['image_ids'].append(int(record['image_id']))
       index['captions'].append([c.decode('utf-8') if isinstance(c, bytes)
                                 else str(c) for c in record['captions']])
-      scene = record.get('scene')
-      if scene is not None:
-        index['scenes'].append(
-            scene.decode('utf-8') if isinstance(scene, bytes) else scene)
-    if len(index['scenes']) != len(self):
-      index['scenes'] = None
+      for field, key in (('scene', 'scenes'), ('label', 'labels')):
+        value = record.get(field)
+        if value is not None:
+          index[key].append(
+              value.decode('utf-8') if isinstance(value, bytes) else value)
+    for key in ('scenes', 'labels'):
+      if len(index[key]) != len(self):
+        index[key] = None
     self._index = index
     if self._index_path:
       _write_json_atomically(self._index_path, index)
@@ -201,6 +220,11 @@ class CaptionSource:
   def scenes(self) -> list[str] | None:
     """The JSON scene of each example (shapes only; else None)."""
     return self._load_index()['scenes']
+
+  @property
+  def labels(self) -> list[str] | None:
+    """The class of each example (datasets with classes, e.g. simplicity)."""
+    return self._load_index().get('labels')
 
   def __getstate__(self):
     # Worker processes re-read the small index rather than receive it.

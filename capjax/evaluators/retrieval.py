@@ -6,9 +6,10 @@ by `scoring.pairwise_scores` (one sharded matmul, or the alignment model's
 chunked program). Metrics, from `capjax.metrics.retrieval`:
 R@1/5/10, median and mean rank both ways and rsum; with `retrieval.folds`
 N, the means over N folds too (COCO 1K: 5 folds of the 5K test images), as
-`fold_*`; when the dataset has classes (`shapes`: the shape of the largest
-object of each image), seed 004's per-class precision and recall at K
-(`retrieval.class_k`), as `i2t_p@K/<class>` etc. and their class means.
+`fold_*`; when the dataset has classes (`simplicity`: each image's
+`label`; `shapes`: the shape of the largest object of each image), seed
+004's per-class precision and recall at K (`retrieval.class_k`), as
+`i2t_p@K/<class>` etc. and their class means.
 """
 
 import json
@@ -46,6 +47,18 @@ def dominant_shapes(source) -> np.ndarray | None:
              for o in objects]
     labels.append(objects[int(np.argmax(areas))]['shape'])
   return np.asarray(labels)
+
+
+def image_labels(source) -> np.ndarray | None:
+  """[num_images] str: each image's class, or None for a classless split.
+
+  A dataset's own `label`s (simplicity) come first; else the shapes of
+  `dominant_shapes`.
+  """
+  labels = getattr(source, 'labels', None)
+  if labels is not None:
+    return np.asarray(labels)
+  return dominant_shapes(source)
 
 
 def class_metrics(scores: np.ndarray, image_labels: np.ndarray,
@@ -102,7 +115,7 @@ class Evaluator:
                                 out_shardings=sharded)
     self._chunk = (config.retrieval.score_chunk
                    if config.retrieval.model == 'alignment' else 0)
-    self.labels = dominant_shapes(self.source)
+    self.labels = image_labels(self.source)
     image = np.zeros((1,) + self.source.image_shape + (3,), np.uint8)
     # Grid cells of the encoder (the alignment's last region is the image).
     self._num_cells = jax.eval_shape(

@@ -35,7 +35,8 @@ def get_config(arg=None):
   c.dataset.image_size = 96
   c.dataset.max_len = 24
   c.dataset.min_count = 2  # rare words become UNK
-  c.model.encoder.strides = (2, 2, 2, 2)  # a 6x6 grid at 96 px
+  # A 6x6 grid at 96 px (tiny has two conv layers, not four).
+  c.model.encoder.strides = (4, 4) if tiny else (2, 2, 2, 2)
   c.train.num_steps = 6 if tiny else 300
   c.eval.batch_size = 16 if tiny else 25  # 125 test images
   return c
