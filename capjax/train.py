@@ -194,6 +194,15 @@ def _check_meta(workdir: str, meta: dict) -> None:
     atomic_write.write_json(path, meta)
 
 
+def _model_name(model) -> str:
+  """The class of what a task trains: a captioner's decoder, a retrieval
+  model's embedder, a tag classifier's head, or the model itself."""
+  for part in ('decoder', 'embedder', 'head'):
+    if hasattr(model, part):
+      return type(getattr(model, part)).__name__
+  return type(model).__name__
+
+
 def _format_eta(seconds: float) -> str:
   seconds = int(max(seconds, 0))
   return f'{seconds // 3600:d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}'
@@ -318,7 +327,7 @@ def train_and_evaluate(
     faults.kill_point('best_save', step)  # the best save still in flight
 
   logging.info('Training %s (%s) for %d steps (from step %d) on %d devices.',
-               config.get('task', 'captioning'), config.model.decoder,
+               config.get('task', 'captioning'), _model_name(model),
                tc.num_steps, start_step, mesh.size)
   if (tc.validate_every and start_step % tc.validate_every == 0
       and 0 < start_step < tc.num_steps):
