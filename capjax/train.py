@@ -150,17 +150,26 @@ def setup(config: ml_collections.ConfigDict, meta: dict,
   task = tasks.get(config)
   model = task.create_model(config, meta)
   tx = optimizers.create(config.optimizer, config.train.num_steps)
+  # Params the task keeps fixed (a frozen word embedding): no update, no state.
+  is_frozen = task.frozen(config, model) if hasattr(task, 'frozen') else None
+  if is_frozen is not None:
+    tx = optimizers.freeze(tx, is_frozen)
   init_rng, dropout_rng = jax.random.split(jax.random.key(config.seed))
+  # Values read from files (GloVe rows) that replace random ones, once here.
+  initial = (task.initial_values(config, meta, model, example)
+             if hasattr(task, 'initial_values') else None)
 
-  def fresh_state(rng, batch):
+  def fresh_state(rng, batch, initial):
     params = task.init_params(model, rng, batch)
+    if initial is not None:
+      params = task.apply_initial_values(model, params, initial)
     carry = None
     if carries_state(task, config):  # one stream per example of the batch
       carry = task.initial_state(model, params, config.train.batch_size)
     return TrainState(step=jnp.zeros([], jnp.int32), params=params,
                       opt_state=tx.init(params), carry=carry)
 
-  state = jax.jit(fresh_state)(init_rng, example)
+  state = jax.jit(fresh_state)(init_rng, example, initial)
   step_fn = functools.partial(train_step, task=task, model=model, tx=tx,
                               config=config)
   return Setup(task, model, tx, state, dropout_rng, step_fn)

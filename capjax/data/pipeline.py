@@ -36,6 +36,7 @@ import grain
 import ml_collections
 import numpy as np
 
+from capjax.data import caption_cleaning
 from capjax.data import sources
 from capjax.data import vocab as vocab_lib
 
@@ -371,10 +372,53 @@ def token_eval_batches(
   return _iterate(dataset, 2, 1, 0)
 
 
+class CleanedSource:
+  """A split whose captions went through a cleaner; everything else as is.
+
+  Attributes:
+    source: the split it wraps (images, ids and names come from it).
+    captions: the cleaned captions of each example, in index order.
+    reference_captions: what evaluation scores against: the cleaned
+      captions, or the source's raw ones.
+  """
+
+  def __init__(self, source, clean, *, clean_references: bool):
+    """Cleans every caption of `source` once.
+
+    Args:
+      source: a `sources.CaptionSource` (or another `CleanedSource`).
+      clean: caption -> cleaned caption.
+      clean_references: score evaluation against cleaned captions (else
+        against the source's references).
+    """
+    self.source = source
+    self.captions = [[clean(c) for c in captions]
+                     for captions in source.captions]
+    self.reference_captions = (
+        self.captions if clean_references
+        else getattr(source, 'reference_captions', source.captions))
+
+  def __len__(self) -> int:
+    return len(self.source)
+
+  def __repr__(self) -> str:
+    return f'CleanedSource({self.source!r})'
+
+  def __getattr__(self, name):
+    if name == 'source':  # not set yet (e.g. while unpickling)
+      raise AttributeError(name)
+    return getattr(self.source, name)
+
+
 def open_split(dataset: ml_collections.ConfigDict,
                split: str) -> sources.CaptionSource:
-  """Opens one split of `config.dataset` (preparing it on first use)."""
-  return load_source(
+  """Opens one split of `config.dataset` (preparing it on first use).
+
+  With `dataset.stop_words` or `dataset.letter_words` the split's captions
+  are cleaned (`caption_cleaning`), for the vocabulary, the targets and,
+  with `dataset.clean_references`, the evaluation references.
+  """
+  source = load_source(
       dataset.name,
       split,
       data_dir=dataset.data_dir or None,
@@ -382,6 +426,13 @@ def open_split(dataset: ml_collections.ConfigDict,
       builder_config=dataset.builder_config or None,
       image_size=dataset.image_size,
   )
+  clean = caption_cleaning.cleaner(
+      stop_words=dataset.get('stop_words', False),
+      letter_words=dataset.get('letter_words', False))
+  if clean is None:
+    return source
+  return CleanedSource(source, clean, clean_references=dataset.get(
+      'clean_references', False))
 
 
 def all_captions(source: sources.CaptionSource) -> list[str]:
@@ -390,9 +441,9 @@ def all_captions(source: sources.CaptionSource) -> list[str]:
 
 
 def references(source: sources.CaptionSource) -> dict[int, list[str]]:
-  """image_id -> the image's raw reference captions."""
-  return {int(i): list(c)
-          for i, c in zip(source.image_ids, source.captions)}
+  """image_id -> the image's reference captions (raw unless cleaned)."""
+  captions = getattr(source, 'reference_captions', source.captions)
+  return {int(i): list(c) for i, c in zip(source.image_ids, captions)}
 
 
 def scenes(source: sources.CaptionSource) -> dict[int, str]:
