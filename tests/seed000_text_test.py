@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from capjax import config_base
 from capjax import config_checks
 from capjax import train
 from capjax.data import caption_cleaning
@@ -79,6 +80,20 @@ class CleaningTest(absltest.TestCase):
   def test_keep_only_removes_other_words(self):
     keep = caption_cleaning.keep_only({'dog', 'grass'})
     self.assertEqual(keep('The dog on grass .'), 'dog grass')
+
+
+class CaptionStatsTest(absltest.TestCase):
+
+  def test_figures_of_a_small_corpus(self):
+    stats = caption_cleaning.stats(
+        ['dog runs on grass', 'dog sits', 'cat runs'], min_count=2,
+        max_len=2, drop_rare=True)
+    self.assertEqual(stats['unique_words'], 6)
+    self.assertEqual(stats['vocabulary'], 2)  # dog, runs
+    self.assertEqual(stats['longest_cleaned'], 4)
+    self.assertEqual(stats['max_words'], 2)  # 'dog runs'
+    self.assertAlmostEqual(stats['rare_token_share'], 4 / 8)
+    self.assertAlmostEqual(stats['cut_share'], 1 / 3)
 
 
 class StopWordsInTheTaskTest(absltest.TestCase):
@@ -268,6 +283,17 @@ class Seed000ConfigTest(absltest.TestCase):
     gru = flickr8k_seed000.get_config('manual_dir=/x,gru,inject,trained')
     self.assertEqual((gru.model.cell, gru.model.decoder), ('gru', 'show_tell'))
     self.assertTrue(gru.model.embedding_trainable)
+    self.assertFalse(flickr8k_seed000.get_config(
+        'manual_dir=/x,glove=/g.txt').model.embedding_trainable)
+
+  def test_the_features_variant_sets_its_two_keys_or_says_what_it_needs(self):
+    if 'features' in config_base.base_config().dataset:  # features branch
+      config = flickr8k_seed000.get_config('features=/f')
+      self.assertEqual(config.dataset.features, '/f')
+      self.assertEqual(config.model.encoder.name, 'identity')
+    else:
+      with self.assertRaisesRegex(ValueError, 'features` branch'):
+        flickr8k_seed000.get_config('features=/f')
 
 
 if __name__ == '__main__':

@@ -18,13 +18,17 @@ vocabulary from a cleaned caption gives back the same tokens.
 
 Rare words: seed 000 removes them from the captions (its encoder skips words
 outside the vocabulary); capjax's default maps them to UNK. `keep_only`
-builds the cleaner that removes them.
+builds the cleaner that removes them. `stats` gives the figures of cleaned
+captions (`python -m capjax.caption_stats`).
 """
 
 from collections.abc import Callable, Container
 import string
 
+import numpy as np
+
 from capjax.data import stopwords
+from capjax.data import vocab as vocab_lib
 from capjax.metrics import tokenizer
 
 _PUNCTUATION = str.maketrans('', '', string.punctuation)
@@ -76,3 +80,41 @@ def keep_only(words: Container[str]) -> Callable[[str], str]:
 def list_name(stop_words: bool) -> str:
   """Which stop-word list `cleaner` uses: 'nltk', 'capjax' or '' (none)."""
   return stopwords.words()[1] if stop_words else ''
+
+
+def stats(captions: list[str], *, min_count: int, max_len: int,
+          drop_rare: bool) -> dict[str, float]:
+  """Figures of training captions that were already cleaned.
+
+  Args:
+    captions: [N] the cleaned training captions.
+    min_count: words seen fewer times leave the vocabulary.
+    max_len: decoder length (words + EOS).
+    drop_rare: rare words are removed from the captions (else they are UNK).
+
+  Returns:
+    'captions', 'unique_words', 'vocabulary' (kept words, specials not
+    counted), 'longest_cleaned' (words), 'mean_words', 'max_words' (both
+    after removing rare words when `drop_rare`), 'rare_token_share' and
+    'cut_share' (captions with more than max_len - 1 words).
+  """
+  vocab = vocab_lib.Vocab.build(captions, min_count=min_count)
+  kept = set(vocab.words[len(vocab_lib.SPECIAL_TOKENS):])
+  tokens = [tokenizer.tokenize(c) for c in captions]
+  unique = {w for t in tokens for w in t}
+  total = sum(len(t) for t in tokens)
+  rare = sum(w not in kept for t in tokens for w in t)
+  longest = max(len(t) for t in tokens)
+  if drop_rare:
+    tokens = [[w for w in t if w in kept] for t in tokens]
+  lengths = np.array([len(t) for t in tokens])
+  return {
+      'captions': len(captions),
+      'unique_words': len(unique),
+      'vocabulary': len(kept),
+      'longest_cleaned': longest,
+      'mean_words': float(lengths.mean()),
+      'max_words': int(lengths.max()),
+      'rare_token_share': rare / max(total, 1),
+      'cut_share': float(np.mean(lengths > max_len - 1)),
+  }

@@ -3,8 +3,8 @@ r"""Seed 000's LSTM vs GRU merge captioners on Flickr8k, its preprocessing.
   python -m capjax.main --config=configs/captioning/flickr8k_seed000.py \
       --workdir=runs/seed000_lstm
   python -m capjax.main \
-      --config=configs/captioning/flickr8k_seed000.py:gru,glove=glove.6B.200d.txt \
-      --workdir=runs/seed000_gru_glove
+      --config=configs/captioning/flickr8k_seed000.py:gru,glove=G.txt \
+      --workdir=runs/seed000_gru_glove  # G.txt: e.g. glove.6B.200d.txt
 
 The paper (`../shared/seeds/000_lstm_gru_captioning.txt`, sections III-IV):
 Flickr8k's official 6000/1000/1000 split; stop words removed from the
