@@ -18,12 +18,14 @@ from capjax.data import pipeline
 from capjax.data import stopwords
 from capjax.data import vocab as vocab_lib
 from capjax.data import word_vectors
+from capjax.metrics import tokenizer
 from capjax.models import captioners
 from capjax.models import captioning
 from capjax.tasks import captioning as task
 from configs.captioning import flickr8k_seed000
 from configs.captioning import shapes as shapes_config
 
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA_DIR = None  # one tiny shapes preparation for the module
 
 
@@ -72,6 +74,19 @@ class CleaningTest(absltest.TestCase):
     clean = caption_cleaning.cleaner(stop_words=False, letter_words=True)
     self.assertEqual(clean("A dog's T-shirt has 2 stripes , 3rd on it ."),
                      'dog tshirt has stripes on it')
+
+  def test_cleaned_captions_tokenise_to_themselves(self):
+    path = os.path.join(REPO, '..', 'shared', 'data', 'flickr8k_1k',
+                        'Flickr8k.token.txt')
+    with open(path, encoding='utf-8') as f:
+      captions = [line.rstrip('\n').split('\t')[1] for line in f]
+    captions.append('A boy ( in red ) jumps .')
+    for options in ((True, False), (False, True)):
+      clean = caption_cleaning.cleaner(stop_words=options[0],
+                                       letter_words=options[1])
+      for caption in captions:
+        cleaned = clean(caption)
+        self.assertEqual(' '.join(tokenizer.tokenize(cleaned)), cleaned)
 
   def test_no_option_means_no_cleaning(self):
     self.assertIsNone(

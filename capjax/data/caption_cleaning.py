@@ -32,6 +32,9 @@ from capjax.data import vocab as vocab_lib
 from capjax.metrics import tokenizer
 
 _PUNCTUATION = str.maketrans('', '', string.punctuation)
+# Brackets as the PTB tokenizer names them (lower case); dropped by the
+# cleaners, since a joined '-lrb-' would tokenise again as 'lrb'.
+BRACKETS = frozenset({'-lrb-', '-rrb-', '-lcb-', '-rcb-', '-lsb-', '-rsb-'})
 
 
 def letter_word(token: str) -> str:
@@ -59,7 +62,7 @@ def cleaner(*, stop_words: bool,
   def clean(caption: str) -> str:
     kept = []
     for token in tokenizer.tokenize(caption):
-      if token in stop:
+      if token in stop or token in BRACKETS:
         continue
       if letter_words:
         token = letter_word(token)
