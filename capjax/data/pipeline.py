@@ -414,18 +414,25 @@ def open_split(dataset: ml_collections.ConfigDict,
                split: str) -> sources.CaptionSource:
   """Opens one split of `config.dataset` (preparing it on first use).
 
-  With `dataset.stop_words` or `dataset.letter_words` the split's captions
-  are cleaned (`caption_cleaning`), for the vocabulary, the targets and,
-  with `dataset.clean_references`, the evaluation references.
+  Its captions are cleaned as `dataset` asks (`cleaned`).
   """
-  source = load_source(
+  return cleaned(dataset, load_source(
       dataset.name,
       split,
       data_dir=dataset.data_dir or None,
       manual_dir=dataset.manual_dir or None,
       builder_config=dataset.builder_config or None,
       image_size=dataset.image_size,
-  )
+  ))
+
+
+def cleaned(dataset: ml_collections.ConfigDict, source):
+  """The split with the caption cleaning of `dataset`, or `source` itself.
+
+  With `dataset.stop_words` or `dataset.letter_words` the captions are
+  cleaned (`caption_cleaning`) for the vocabulary, the targets and, with
+  `dataset.clean_references`, the evaluation references.
+  """
   clean = caption_cleaning.cleaner(
       stop_words=dataset.get('stop_words', False),
       letter_words=dataset.get('letter_words', False))
