@@ -182,6 +182,8 @@ class GloveTest(absltest.TestCase):
                  for w in (words[4], words[6], words[7])}
     cls.path = os.path.join(cls.dir, 'glove.test.16d.txt')
     write_glove(cls.path, [('zebra', rng.normal(size=dim)),
+                           # glove.840B has words with spaces
+                           (words[4] + ' x@y.com', rng.normal(size=dim)),
                            (words[4], cls.glove[words[4]]),
                            (words[6].upper(), cls.glove[words[6]]),
                            (words[7], cls.glove[words[7]])])

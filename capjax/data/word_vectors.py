@@ -6,7 +6,8 @@ words that contain spaces). `read_rows` streams it once and parses only the
 lines of the words it is asked for, so memory holds the vocabulary's rows,
 never the file. A word of the vocabulary takes the vector of the same word,
 else of its first case-insensitive match (the 840B files are cased; capjax's
-vocabularies are lower case).
+vocabularies are lower case). A line whose word has spaces is read by
+taking its last `dim` fields as the vector.
 """
 
 import os
@@ -57,6 +58,17 @@ def read_rows(
   rows = np.zeros([len(words), dim], np.float32)
   exact = np.zeros([len(words)], bool)
   folded = np.zeros([len(words)], bool)
+
+  def slot(word: str) -> tuple[int, bool] | None:
+    """(row, found by case folding) of a word still to be filled, or None."""
+    index = wanted.get(word)
+    if index is not None:
+      return None if exact[index] else (index, False)
+    index = lower.get(word.lower())
+    if index is None or exact[index] or folded[index]:
+      return None
+    return index, True
+
   size = os.path.getsize(path)
   bar = progress.Progress(max(size >> 20, 1), unit='MB',
                           stream=stream or sys.stderr, every_s=2.0)
@@ -71,19 +83,19 @@ def read_rows(
       line = raw.decode('utf-8', errors='replace').rstrip('\r\n')
       if file_dim is None:  # the first line fixes the file's width
         file_dim = _first_width(path, line, dim, dim_key)
-      word = line.split(' ', 1)[0]
-      index = wanted.get(word)
-      case_folded = index is None
-      if case_folded:
-        index = lower.get(word.lower())
-        if index is None or exact[index] or folded[index]:
-          continue
-      elif exact[index]:
+      if slot(line.split(' ', 1)[0]) is None:  # most lines: not parsed
         continue
       fields = line.rstrip(' ').split(' ')
+      if len(fields) > dim + 1:  # a word with spaces (glove.840B's '. . .')
+        fields = [' '.join(fields[:-dim])] + fields[-dim:]
+      found = slot(fields[0])
+      if found is None:
+        continue
       if len(fields) != dim + 1:
         raise _error(path, f'line {number} has {len(fields) - 1} numbers '
-                     f'after {word!r}, the file\'s first line {file_dim}.')
+                     f'after {fields[0]!r}, the file\'s first line '
+                     f'{file_dim}.')
+      index, case_folded = found
       try:
         rows[index] = np.asarray(fields[1:], np.float32)
       except ValueError:
