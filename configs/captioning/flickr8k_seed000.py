@@ -38,7 +38,8 @@ Variants after a colon, comma-separated:
   tiny               a seconds-long run for tests
   lstm | gru         the RNN cell (default lstm)
   merge | inject     image merged before the softmax (default) | fed first
-  frozen | trained   GloVe embedding kept fixed (default) | fine-tuned
+  frozen | trained   GloVe embedding kept fixed (default with glove=) |
+                     fine-tuned (default without: a random one trains)
   clean_refs         BLEU/ROUGE/CIDEr references cleaned like the captions
   manual_dir=DIR     the Flickr8k files (default ../shared/data/flickr8k_1k)
   glove=FILE         GloVe text file for the word embedding (default: none)
