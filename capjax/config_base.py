@@ -173,6 +173,25 @@ def base_config() -> ml_collections.ConfigDict:
   # loss (rows of real tokens only, rounded up to a multiple of 8); a batch
   # with more real tokens takes the padded path. 0 = always all positions.
   c.model.output_capacity = 0.0
+  # --- Seed 000's text preprocessing and GloVe (issue 11, branch seed000) ---
+  # Remove English stop words from captions before the vocabulary and the
+  # targets (NLTK's list when its corpus is installed, else capjax's).
+  c.dataset.stop_words = False
+  # Keep only words of 2+ letters (punctuation inside a word removed, words
+  # with digits dropped): the cleaning seed 000's own figures match.
+  c.dataset.letter_words = False
+  # Evaluation references cleaned like the captions (True) or raw, as the
+  # COCO toolkit scores them (False).
+  c.dataset.clean_references = False
+  # Words seen fewer than min_count times: 'unk' (encoded as UNK) | 'drop'
+  # (removed from the captions, as seed 000 does).
+  c.dataset.rare_words = 'unk'
+  # GloVe-format text file ('word v1 ... vd' per line) whose vectors start
+  # the word embedding ('' = random init; missing words stay random).
+  c.model.embedding_init = ''
+  # False: the word embedding gets no update and no optimizer state.
+  c.model.embedding_trainable = True
+  # --- end seed 000 ---
   return c
 
 

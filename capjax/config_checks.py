@@ -9,6 +9,7 @@ evaluators produce.
 """
 
 import dataclasses
+import os
 
 import ml_collections
 
@@ -107,6 +108,31 @@ def _check_other_datasets(config: ml_collections.ConfigDict) -> None:
       raise ConfigError(f'config.{key}: {e}') from e
 
 
+def _check_text(config: ml_collections.ConfigDict) -> None:
+  """Seed 000's caption options and the word-embedding init."""
+  _one_of('dataset.rare_words', config.dataset.get('rare_words', 'unk'),
+          ('unk', 'drop'))
+  path = config.model.get('embedding_init', '')
+  uses_embedding = path or not config.model.get('embedding_trainable', True)
+  if not uses_embedding:
+    return
+  if config.get('task', 'captioning') != 'captioning':
+    raise ConfigError(
+        'config.model.embedding_init / embedding_trainable apply to the '
+        f'captioning task only, not {config.task!r}; leave them at their '
+        'defaults.')
+  decoder = captioners.REGISTRY[config.model.decoder]
+  if not getattr(decoder, 'WORD_EMBEDDING', None):
+    raise ConfigError(
+        f'config.model.decoder={config.model.decoder!r} has no word '
+        'embedding for model.embedding_init / embedding_trainable; leave '
+        'them at their defaults.')
+  if path and not os.path.isfile(path):
+    raise ConfigError(
+        f'config.model.embedding_init={path!r}: no such file; give a '
+        "GloVe-format text file or '' for a random init.")
+
+
 def check(config: ml_collections.ConfigDict) -> None:
   """Raises `ConfigError` (one line) on the first value that cannot run."""
   for key, least in MINIMUM.items():
@@ -134,6 +160,7 @@ def check(config: ml_collections.ConfigDict) -> None:
   _one_of('model.dtype', config.model.get('dtype', 'float32'),
           ('float32', 'bfloat16'))
   _check_precision(config)
+  _check_text(config)
   try:
     produced = evaluators.metric_names(config, task)
   except ValueError as e:

@@ -1,5 +1,12 @@
-"""Config -> optax optimizer chain and learning-rate schedule."""
+"""Config -> optax optimizer chain and learning-rate schedule.
 
+`freeze` wraps an optimizer so that chosen params (a frozen word embedding)
+get no update and no optimizer state.
+"""
+
+from collections.abc import Callable
+
+import jax
 import ml_collections
 import optax
 
@@ -78,3 +85,36 @@ def create(
   if config.grad_clip_norm:
     return optax.chain(optax.clip_by_global_norm(config.grad_clip_norm), opt)
   return opt
+
+
+FROZEN, TRAINED = 'frozen', 'trained'  # the labels of `freeze`
+
+
+def _names(path) -> tuple:
+  """A tree path -> its keys, e.g. ('decoder', 'embed', 'embedding')."""
+  return tuple(getattr(k, 'key', getattr(k, 'name', getattr(k, 'idx', k)))
+               for k in path)
+
+
+def freeze(
+    tx: optax.GradientTransformation,
+    is_frozen: Callable[[tuple], bool],
+) -> optax.GradientTransformation:
+  """`tx` for the params where `is_frozen(path)` is False; zero updates else.
+
+  The frozen params get `optax.set_to_zero` (no state), so the optimizer
+  keeps no moments for them and `tx`'s clipping sees only trained
+  gradients.
+
+  Args:
+    tx: the optimizer of the trained params.
+    is_frozen: a param's key path (a tuple of names) -> whether it is frozen.
+  """
+
+  def labels(params):
+    return jax.tree_util.tree_map_with_path(
+        lambda path, _: FROZEN if is_frozen(_names(path)) else TRAINED,
+        params)
+
+  return optax.multi_transform({TRAINED: tx, FROZEN: optax.set_to_zero()},
+                               labels)

@@ -135,13 +135,15 @@ class Setup:
 
 
 def setup(config: ml_collections.ConfigDict, meta: dict,
-          example: dict) -> Setup:
+          example: dict, *, read_initial_values: bool = True) -> Setup:
   """The task's model, the optimizer, a fresh state and the pure step.
 
   Args:
     config: the experiment config.
     meta: the task's meta (e.g. `{'vocabulary': ...}`).
     example: a batch shaped like the training batches.
+    read_initial_values: read the files that set initial params (GloVe
+      rows); False when a checkpoint will replace the params anyway.
 
   Returns:
     The `Setup`; `step_fn(state, batch, rng)` is `train_step` with the task,
@@ -150,17 +152,27 @@ def setup(config: ml_collections.ConfigDict, meta: dict,
   task = tasks.get(config)
   model = task.create_model(config, meta)
   tx = optimizers.create(config.optimizer, config.train.num_steps)
+  # Params the task keeps fixed (a frozen word embedding): no update, no state.
+  is_frozen = task.frozen(config, model) if hasattr(task, 'frozen') else None
+  if is_frozen is not None:
+    tx = optimizers.freeze(tx, is_frozen)
   init_rng, dropout_rng = jax.random.split(jax.random.key(config.seed))
+  # Values read from files (GloVe rows) that replace random ones, once here.
+  initial = (task.initial_values(config, meta, model, example)
+             if read_initial_values and hasattr(task, 'initial_values')
+             else None)
 
-  def fresh_state(rng, batch):
+  def fresh_state(rng, batch, initial):
     params = task.init_params(model, rng, batch)
+    if initial is not None:
+      params = task.apply_initial_values(model, params, initial)
     carry = None
     if carries_state(task, config):  # one stream per example of the batch
       carry = task.initial_state(model, params, config.train.batch_size)
     return TrainState(step=jnp.zeros([], jnp.int32), params=params,
                       opt_state=tx.init(params), carry=carry)
 
-  state = jax.jit(fresh_state)(init_rng, example)
+  state = jax.jit(fresh_state)(init_rng, example, initial)
   step_fn = functools.partial(train_step, task=task, model=model, tx=tx,
                               config=config)
   return Setup(task, model, tx, state, dropout_rng, step_fn)
@@ -252,13 +264,18 @@ def train_and_evaluate(
         json.loads(config.to_json_best_effort()),
     )
   example = next(iter(batches(0)))
-  run = setup(config, meta, example)
-  model, state, dropout_rng = run.model, run.state, run.dropout_rng
-
   checkpointer = checkpointing.Checkpointer(
       workdir, keep=tc.keep_checkpoints, best_metric=tc.best_metric,
       best_mode=config_checks.best_mode(config))
+  # A resumed run's params come from its checkpoint (restored below, or a
+  # one-line error): files that only set initial values are read once.
+  resuming = checkpointer.latest_step() is not None
+  run = setup(config, meta, example, read_initial_values=not resuming)
+  model, state, dropout_rng = run.model, run.state, run.dropout_rng
   restored = checkpointer.restore_latest(state)  # damaged steps skipped
+  if restored is None and resuming:  # nothing restored after all
+    run = setup(config, meta, example)
+    state = run.state
   if restored is not None:
     if restored.meta != meta:
       raise _mismatch(f'The checkpoints in {workdir}', restored.meta, meta)

@@ -20,7 +20,7 @@ LAYERS = (
         'capjax.main', 'capjax.evaluate', 'capjax.caption',
         'capjax.benchmark', 'capjax.benchmarks', 'capjax.retrieve',
         'capjax.convert_weights', 'capjax.extract_features', 'capjax.story',
-        'capjax.tag_table')),
+        'capjax.tag_table', 'capjax.caption_stats')),
     ('the loop', (
         'capjax.train', 'capjax.inference', 'capjax.config_checks',
         'capjax.stepping', 'capjax.retrieval_index', 'capjax.extraction',

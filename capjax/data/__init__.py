@@ -22,5 +22,8 @@ Modules:
                   Flickr8k captions, HARRISON and tags.tsv readers.
   hashtag_builders  shapes_hashtags, flickr8k_hashtags, harrison, tag_folder.
   stopwords       English stop words (NLTK's when installed, else ours).
+  caption_cleaning  seed 000's caption cleaning: stop words, letters-only
+                  words, rare words removed.
+  word_vectors    GloVe-format word vectors streamed for a vocabulary.
   text_corpus     plain-text corpora, characters, windows for the story LM.
 """

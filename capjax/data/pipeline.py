@@ -36,6 +36,7 @@ import grain
 import ml_collections
 import numpy as np
 
+from capjax.data import caption_cleaning
 from capjax.data import sources
 from capjax.data import vocab as vocab_lib
 
@@ -377,6 +378,44 @@ def other_dataset(split: str) -> tuple[str, str] | None:
   return (name, split_name) if sep else None
 
 
+class CleanedSource:
+  """A split whose captions went through a cleaner; everything else as is.
+
+  Attributes:
+    source: the split it wraps (images, ids and names come from it).
+    captions: the cleaned captions of each example, in index order.
+    reference_captions: what evaluation scores against: the cleaned
+      captions, or the source's raw ones.
+  """
+
+  def __init__(self, source, clean, *, clean_references: bool):
+    """Cleans every caption of `source` once.
+
+    Args:
+      source: a `sources.CaptionSource` (or another `CleanedSource`).
+      clean: caption -> cleaned caption.
+      clean_references: score evaluation against cleaned captions (else
+        against the source's references).
+    """
+    self.source = source
+    self.captions = [[clean(c) for c in captions]
+                     for captions in source.captions]
+    self.reference_captions = (
+        self.captions if clean_references
+        else getattr(source, 'reference_captions', source.captions))
+
+  def __len__(self) -> int:
+    return len(self.source)
+
+  def __repr__(self) -> str:
+    return f'CleanedSource({self.source!r})'
+
+  def __getattr__(self, name):
+    if name == 'source':  # not set yet (e.g. while unpickling)
+      raise AttributeError(name)
+    return getattr(self.source, name)
+
+
 def open_split(dataset: ml_collections.ConfigDict,
                split: str) -> sources.CaptionSource:
   """Opens one split of `config.dataset` (preparing it on first use).
@@ -385,6 +424,7 @@ def open_split(dataset: ml_collections.ConfigDict,
   builder config `dataset.eval_builder_config` and the files of
   `dataset.eval_manual_dir` (same data_dir and image size): e.g. a model
   trained on Flickr8k evaluated on 'simplicity:test' (seed 004's protocol).
+  Its captions are cleaned as `dataset` asks (`cleaned`).
   """
   name, builder_config = dataset.name, dataset.builder_config
   manual_dir = dataset.manual_dir
@@ -393,14 +433,30 @@ def open_split(dataset: ml_collections.ConfigDict,
     name, split = other
     builder_config = dataset.get('eval_builder_config', '')
     manual_dir = dataset.get('eval_manual_dir', '')
-  return load_source(
+  return cleaned(dataset, load_source(
       name,
       split,
       data_dir=dataset.data_dir or None,
       manual_dir=manual_dir or None,
       builder_config=builder_config or None,
       image_size=dataset.image_size,
-  )
+  ))
+
+
+def cleaned(dataset: ml_collections.ConfigDict, source):
+  """The split with the caption cleaning of `dataset`, or `source` itself.
+
+  With `dataset.stop_words` or `dataset.letter_words` the captions are
+  cleaned (`caption_cleaning`) for the vocabulary, the targets and, with
+  `dataset.clean_references`, the evaluation references.
+  """
+  clean = caption_cleaning.cleaner(
+      stop_words=dataset.get('stop_words', False),
+      letter_words=dataset.get('letter_words', False))
+  if clean is None:
+    return source
+  return CleanedSource(source, clean, clean_references=dataset.get(
+      'clean_references', False))
 
 
 def all_captions(source: sources.CaptionSource) -> list[str]:
@@ -409,9 +465,9 @@ def all_captions(source: sources.CaptionSource) -> list[str]:
 
 
 def references(source: sources.CaptionSource) -> dict[int, list[str]]:
-  """image_id -> the image's raw reference captions."""
-  return {int(i): list(c)
-          for i, c in zip(source.image_ids, source.captions)}
+  """image_id -> the image's reference captions (raw unless cleaned)."""
+  captions = getattr(source, 'reference_captions', source.captions)
+  return {int(i): list(c) for i, c in zip(source.image_ids, captions)}
 
 
 def scenes(source: sources.CaptionSource) -> dict[int, str]:

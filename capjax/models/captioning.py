@@ -55,6 +55,44 @@ class Captioner:
     )['params']
     return {'encoder': encoder_params, 'decoder': decoder_params}
 
+  def word_embedding_path(self) -> tuple[str, str, str]:
+    """Where the word lookup table [vocab, width] is in the params.
+
+    Raises:
+      ValueError: the captioner has no word embedding (one line).
+    """
+    name = getattr(type(self.decoder), 'WORD_EMBEDDING', None)
+    if name is None:
+      with_one = sorted(k for k, v in DECODERS.items()
+                        if getattr(v, 'WORD_EMBEDDING', None))
+      raise ValueError(
+          f'The {type(self.decoder).__name__} captioner has no word '
+          'embedding, so model.embedding_init and model.embedding_trainable '
+          f'do not apply: use one of {with_one} or leave them at their '
+          'defaults.')
+    return ('decoder', name, 'embedding')
+
+  def with_word_embedding(self, params: Params, rows: jax.Array,
+                          found: jax.Array) -> Params:
+    """The params with the word embedding's `found` rows set to `rows`.
+
+    Args:
+      params: model parameters.
+      rows: [vocab, width] float32, e.g. GloVe vectors.
+      found: [vocab] bool; rows without a vector keep their values.
+
+    Returns:
+      A new params tree (the other leaves are the same arrays).
+    """
+    decoder, name, leaf = self.word_embedding_path()
+    table = params[decoder][name][leaf]
+    if rows.shape != table.shape:
+      raise ValueError(f'Word vectors of shape {rows.shape} for an embedding '
+                       f'of shape {table.shape}.')
+    new_table = jnp.where(found[:, None], rows.astype(table.dtype), table)
+    module = {**params[decoder][name], leaf: new_table}
+    return {**params, decoder: {**params[decoder], name: module}}
+
   def encode(self, params: Params, images: jax.Array):
     """images -> (global [batch, dim], grid [batch, cells, dim])."""
     if self.blind:

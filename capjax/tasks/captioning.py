@@ -5,23 +5,33 @@ plug into `capjax.models.captioners`) trains through this task. Its meta is
 the vocabulary of the training split.
 
 Config fields it reads: `dataset.*` (which split files, `max_len`,
-`min_count`, `train_captions_per_image`), `model.*` (through
-`capjax.models.captioning.create`), `train.batch_size`, `train.prefetch`,
-`train.attention_lambda` (the doubly stochastic attention regulariser) and
-`seed`.
+`min_count`, `train_captions_per_image`, the caption cleaning of
+`pipeline.open_split` and `rare_words`), `model.*` (through
+`capjax.models.captioning.create`; `embedding_init` and
+`embedding_trainable` through `initial_values` and `frozen`),
+`train.batch_size`, `train.prefetch`, `train.attention_lambda` (the doubly
+stochastic attention regulariser) and `seed`.
 """
 
+import functools
+
+from absl import logging
 import jax
 import jax.numpy as jnp
 import ml_collections
+import numpy as np
 
 from capjax import losses
+from capjax.data import caption_cleaning
 from capjax.data import pipeline
 from capjax.data import vocab as vocab_lib
+from capjax.data import word_vectors
 from capjax.models import captioning
 
 DEFAULT_EVALUATORS = ('captions', 'perplexity')
 VOCAB_KEY = 'vocabulary'  # the meta key of the vocabulary JSON
+STOP_WORDS_KEY = 'stop_words'  # the meta key of the stop-word list used
+RARE_WORDS = ('unk', 'drop')  # dataset.rare_words: become UNK | are removed
 
 
 def vocab_of(meta: dict) -> vocab_lib.Vocab:
@@ -53,6 +63,7 @@ def open_data(config: ml_collections.ConfigDict):
   source = pipeline.open_split(d, 'train')
   vocab = vocab_lib.Vocab.build(
       pipeline.all_captions(source), min_count=d.min_count)
+  source = without_rare_words(config, vocab, source)
 
   def batches(start_step: int):
     return pipeline.train_batches(
@@ -67,7 +78,25 @@ def open_data(config: ml_collections.ConfigDict):
         prefetch=config.train.prefetch,
     )
 
-  return batches, meta_of(vocab)
+  meta = meta_of(vocab)
+  if d.get('stop_words', False):  # NLTK's list or capjax's: machines differ
+    meta[STOP_WORDS_KEY] = caption_cleaning.list_name(True)
+  return batches, meta
+
+
+def without_rare_words(config: ml_collections.ConfigDict,
+                       vocab: vocab_lib.Vocab, source):
+  """The split with out-of-vocabulary words removed (`rare_words='drop'`).
+
+  Seed 000 removes the words seen fewer than `min_count` times from its
+  captions; capjax's default (`'unk'`) encodes them as UNK. References are
+  left as `pipeline.open_split` made them.
+  """
+  if config.dataset.get('rare_words', 'unk') != 'drop':
+    return source
+  return pipeline.CleanedSource(
+      source, caption_cleaning.keep_only(frozenset(vocab.words[4:])),
+      clean_references=False)
 
 
 def eval_batches(config: ml_collections.ConfigDict, meta: dict, split: str):
@@ -76,8 +105,10 @@ def eval_batches(config: ml_collections.ConfigDict, meta: dict, split: str):
   Yields `pipeline.eval_batches` of this host: 'image', 'tokens' [b, R,
   max_len + 1], 'caption_mask', 'mask', 'image_id'.
   """
+  vocab = vocab_of(meta)
   return pipeline.eval_batches(
-      pipeline.open_split(config.dataset, split), vocab_of(meta),
+      without_rare_words(
+          config, vocab, pipeline.open_split(config.dataset, split)), vocab,
       batch_size=config.eval.batch_size,
       max_len=config.dataset.max_len,
       captions_per_image=config.dataset.captions_per_image,
@@ -125,6 +156,67 @@ def targets(batch: dict) -> tuple[jax.Array, jax.Array, jax.Array]:
 def init_params(model: captioning.Captioner, rng: jax.Array, batch: dict):
   inputs, _, _ = targets(batch)
   return model.init(rng, batch['image'][:1], inputs[:1])
+
+
+def initial_values(config: ml_collections.ConfigDict, meta: dict,
+                   model: captioning.Captioner, batch: dict) -> dict | None:
+  """Word vectors for the embedding (`model.embedding_init`), or None.
+
+  Read once on the host, streaming the file; `apply_initial_values` puts
+  them into freshly initialised params.
+
+  Args:
+    config: the experiment config.
+    meta: the run meta (its vocabulary).
+    model: the captioner.
+    batch: a training batch (for the params' shapes).
+
+  Returns:
+    None without `model.embedding_init`, else {'rows': [vocab, width]
+    float32, 'found': [vocab] bool}; the special tokens and the words the
+    file lacks are not found and keep their random init.
+  """
+  path = config.model.get('embedding_init', '')
+  if not path:
+    return None
+  where = model.word_embedding_path()
+  shapes = jax.eval_shape(functools.partial(init_params, model),
+                          jax.random.key(0), batch)
+  vocab_size, width = functools.reduce(
+      lambda tree, key: tree[key], where, shapes).shape
+  vocab = vocab_of(meta)
+  specials = len(vocab_lib.SPECIAL_TOKENS)
+  dim_key = ('model.embed_dim' if width == config.model.embed_dim
+             else 'model.hidden_dim')
+  rows, found = word_vectors.read_rows(
+      path, vocab.words[specials:], width, dim_key=dim_key)
+  missing = vocab_size - specials - int(found.sum())
+  logging.info('model.embedding_init=%s: %d of %d vocabulary words found; '
+               '%d keep their random init.', path, int(found.sum()),
+               vocab_size - specials, missing)
+  return {
+      'rows': np.concatenate([np.zeros([specials, width], np.float32), rows]),
+      'found': np.concatenate([np.zeros([specials], bool), found]),
+  }
+
+
+def apply_initial_values(model: captioning.Captioner, params,
+                         values: dict):
+  """Fresh params with the word vectors of `initial_values` (jit-able)."""
+  return model.with_word_embedding(params, values['rows'], values['found'])
+
+
+def frozen(config: ml_collections.ConfigDict, model: captioning.Captioner):
+  """A predicate on param paths naming what the optimizer must not move.
+
+  Returns:
+    None when everything trains, else `path -> bool` (the word embedding
+    with `model.embedding_trainable=False`).
+  """
+  if config.model.get('embedding_trainable', True):
+    return None
+  where = model.word_embedding_path()
+  return lambda path: tuple(path[:len(where)]) == where
 
 
 def totals(model: captioning.Captioner, params, batch: dict, *, train: bool,

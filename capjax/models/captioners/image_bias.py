@@ -20,6 +20,8 @@ from capjax.models.captioners import base
 class ImageBias(nn.Module):
   """The image as a bias of the first step only (seed 003's generator)."""
 
+  WORD_EMBEDDING = 'embed'  # its word lookup (model.embedding_init)
+
   vocab_size: int
   embed_dim: int = 256
   hidden_dim: int = 512

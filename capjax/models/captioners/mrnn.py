@@ -84,6 +84,8 @@ def switches(variant: str) -> dict:
 class MRNN(nn.Module):
   """The m-RNN; `variant` picks an ablation (module docstring)."""
 
+  WORD_EMBEDDING = 'embed1'  # embedding I, the word lookup (embedding_init)
+
   vocab_size: int
   embed_dim: int = 128  # word embedding I (and the shared output layer)
   hidden_dim: int = 256  # word embedding II and the recurrent layer

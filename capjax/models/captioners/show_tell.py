@@ -15,6 +15,8 @@ class ShowTell(nn.Module):
   The image is fed once, before BOS; the state after it starts the caption.
   """
 
+  WORD_EMBEDDING = 'embed'  # its word lookup (model.embedding_init)
+
   vocab_size: int
   embed_dim: int = 256
   hidden_dim: int = 512
@@ -100,6 +102,8 @@ class Merge(nn.Module):
   projected image is added to (or concatenated with) the RNN output, then a
   ReLU layer and the output layer.
   """
+
+  WORD_EMBEDDING = 'embed'  # its word lookup (model.embedding_init)
 
   vocab_size: int
   embed_dim: int = 256

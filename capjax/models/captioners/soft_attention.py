@@ -80,6 +80,8 @@ class AttentionStep(nn.Module):
 class SoftAttention(nn.Module):
   """Show-Attend-and-Tell soft attention captioner."""
 
+  WORD_EMBEDDING = 'embed'  # its word lookup (model.embedding_init)
+
   vocab_size: int
   embed_dim: int = 256
   hidden_dim: int = 512
