@@ -2,7 +2,9 @@
 
 Every captioner (Show-and-Tell, merge, soft attention, and the families that
 plug into `capjax.models.captioners`) trains through this task. Its meta is
-the vocabulary of the training split.
+the vocabulary of the training split and, when the encoder starts from
+converted weights (`model.encoder.weights`), their arch, origin, fields and
+SHA-256, so a resume with other weights is refused.
 
 Config fields it reads: `dataset.*` (which split files, `max_len`,
 `min_count`, `train_captions_per_image`), `model.*` (through
@@ -19,9 +21,11 @@ from capjax import losses
 from capjax.data import pipeline
 from capjax.data import vocab as vocab_lib
 from capjax.models import captioning
+from capjax.models.encoders import checkpoint
 
 DEFAULT_EVALUATORS = ('captions', 'perplexity')
 VOCAB_KEY = 'vocabulary'  # the meta key of the vocabulary JSON
+WEIGHTS_KEY = 'encoder_weights'  # the meta key of the converted weights
 
 
 def vocab_of(meta: dict) -> vocab_lib.Vocab:
@@ -48,8 +52,12 @@ def open_data(config: ml_collections.ConfigDict):
 
   Returns:
     `(batches, meta)`; batches are `pipeline.train_batches` of this host.
+    The meta records the encoder's converted weights (read whole, so a
+    damaged checkpoint stops the run before it writes anything).
   """
   d = config.dataset
+  weights = config.model.encoder.get('weights', '')
+  weights_meta = checkpoint.describe(weights) if weights else None
   source = pipeline.open_split(d, 'train')
   vocab = vocab_lib.Vocab.build(
       pipeline.all_captions(source), min_count=d.min_count)
@@ -67,7 +75,10 @@ def open_data(config: ml_collections.ConfigDict):
         prefetch=config.train.prefetch,
     )
 
-  return batches, meta_of(vocab)
+  meta = meta_of(vocab)
+  if weights_meta:
+    meta[WEIGHTS_KEY] = weights_meta
+  return batches, meta
 
 
 def eval_batches(config: ml_collections.ConfigDict, meta: dict, split: str):
@@ -88,7 +99,8 @@ def eval_batches(config: ml_collections.ConfigDict, meta: dict, split: str):
 
 def create_model(config: ml_collections.ConfigDict,
                  meta: dict) -> captioning.Captioner:
-  return captioning.create(config, len(vocab_of(meta)))
+  return captioning.create(config, len(vocab_of(meta)),
+                           encoder_weights=meta.get(WEIGHTS_KEY))
 
 
 def targets(batch: dict) -> tuple[jax.Array, jax.Array, jax.Array]:
