@@ -8,8 +8,8 @@ r"""Converts a user's CNN weights to a capjax encoder checkpoint.
       --input=alexnet-owt-7be5be79.pth --output=weights/alexnet
 
 --source=keras reads keras-applications' legacy `.h5` files and Keras 3
-`.weights.h5`; --source=torch reads torchvision state dicts (needs torch); AlexNet has
-torchvision weights only (Keras has no AlexNet).
+`.weights.h5`; --source=torch reads torchvision state dicts (needs torch).
+AlexNet has torchvision weights only (Keras has no AlexNet).
 The output directory (see `capjax/models/encoders/checkpoint.py`) is what
 `python -m capjax.extract_features --weights=DIR` reads.
 """

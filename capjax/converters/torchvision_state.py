@@ -1,12 +1,11 @@
-"""torchvision state dicts -> capjax params (VGG, ResNet, Inception-v3,
-AlexNet).
+"""torchvision state dicts -> capjax params (VGG, ResNet, Inception, AlexNet).
 
 Conv kernels go from OIHW to HWIO, linear weights from [out, in] to
 [in, out]; VGG's and AlexNet's fc6 rows are reordered from torch's (C, H, W)
-flatten to (H, W, C); batch norm (epsilon 1e-5, Inception's 1e-3) is folded. ResNets
-are v1.5 (stride on the 3x3 conv); Inception-v3 expects inputs in [-1, 1],
-as torchvision's pretrained Inception does through `transform_input=True`
-(its auxiliary classifier is dropped).
+flatten to (H, W, C); batch norm (epsilon 1e-5, Inception's 1e-3) is
+folded. ResNets are v1.5 (stride on the 3x3 conv); Inception-v3 expects
+inputs in [-1, 1], as torchvision's pretrained Inception does through
+`transform_input=True` (its auxiliary classifier is dropped).
 """
 
 import re
