@@ -65,11 +65,11 @@ ENCODER, REST = 'encoder', 'rest'  # the labels of `param_labels`
 
 
 def param_labels(params) -> dict:
-  """{top-level key: ENCODER or REST} for a params dict (prefix labels)."""
-  if not isinstance(params, dict) and not hasattr(params, 'items'):
-    raise ValueError('A frozen or rescaled encoder needs params as a dict '
-                     'with an \'encoder\' key; this model has '
-                     f'{type(params).__name__} params.')
+  """A label tree of `params` (a dict): ENCODER under 'encoder', else REST.
+
+  A model without an 'encoder' subtree (the character language model) has
+  every leaf labelled REST, so freezing it changes nothing.
+  """
   return {k: jax.tree.map(lambda _, k=k: ENCODER if k == ENCODER_KEY else
                           REST, v) for k, v in params.items()}
 
