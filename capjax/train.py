@@ -210,9 +210,11 @@ def _first_difference(saved: dict, meta: dict) -> str:
 
 def _mismatch(where: str, saved: dict, meta: dict) -> MetaMismatchError:
   key = _first_difference(saved, meta)
+  settings = ('model.encoder.weights' if key == 'encoder_weights'
+              else 'the dataset settings')
   return MetaMismatchError(
       f'{where} was trained with another {key} than this config gives: use '
-      'a new --workdir, or the dataset settings it was trained with.')
+      f'a new --workdir, or {settings} it was trained with.')
 
 
 def _check_meta(workdir: str, meta: dict) -> None:
