@@ -69,6 +69,9 @@ def read_info(directory: str) -> dict:
   if info.get('format') != FORMAT or info.get('arch') not in encoders.ENCODERS:
     raise ValueError(f'{path} does not describe a capjax encoder (format '
                      f'{info.get("format")!r}, arch {info.get("arch")!r}).')
+  if not isinstance(info.get('fields'), dict):
+    raise ValueError(f'{path} has no encoder fields (preprocessing, ...): '
+                     'convert the weights again.')
   return info
 
 
