@@ -11,7 +11,10 @@ With `model.encoder.weights` the encoder is built from the converted
 checkpoint's fields (its preprocessing follows the weights' origin), and
 `pretrained_params` reads those weights for the loop to start from. A frozen
 encoder (`model.encoder.trainable=False`) has its params behind
-`stop_gradient`, so no backward pass through the CNN is built.
+`stop_gradient`, so no backward pass through the CNN is built. Batch norm
+stays in inference mode either way: the converters fold it into a fixed
+per-channel scale and bias, which fine-tuning trains like any weight; batch
+statistics are never computed or updated.
 """
 
 import dataclasses
