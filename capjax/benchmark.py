@@ -14,6 +14,7 @@ r"""Benchmarks: `python -m capjax.benchmark WHAT [--flags] [--json]`.
   python -m capjax.benchmark train_step --dtype=float32,bfloat16
   python -m capjax.benchmark train_step --dtype=bfloat16 --output_capacity=0,0.8
   python -m capjax.benchmark dtypes                   # matmul rate per dtype
+  python -m capjax.benchmark finetune_step --arch=vgg16 --batch=8
 
 WHAT names a module of `capjax.benchmarks` in `BENCHMARKS`; its
 `run(config) -> list[dict]` returns one record per measurement. They are
@@ -50,6 +51,7 @@ BENCHMARKS = {
     'extract': 'capjax.benchmarks.extract',
     'stories': 'capjax.benchmarks.stories',
     'dtypes': 'capjax.benchmarks.dtypes',
+    'finetune_step': 'capjax.benchmarks.finetune_step',
 }
 
 _JSON = flags.DEFINE_bool('json', False, 'One JSON object per line.')
@@ -130,7 +132,8 @@ _CAPTIONS = flags.DEFINE_string(
 # extract
 _ARCH = flags.DEFINE_list(
     'arch', ['vgg16'], 'extract: CNNs to time (vgg16, vgg19, resnet50, '
-    'resnet101, inception_v3), timed in turns.')
+    'resnet101, inception_v3, alexnet), timed in turns; finetune_step: the '
+    "captioner's CNN (one).")
 _RETRIEVAL_IMAGES = flags.DEFINE_integer(
     'retrieval_images', 32, 'retrieval: N images, 5 N sentences.')
 

@@ -192,6 +192,19 @@ def base_config() -> ml_collections.ConfigDict:
   # False: the word embedding gets no update and no optimizer state.
   c.model.embedding_trainable = True
   # --- end seed 000 ---
+
+  # --- Converted CNN weights and fine-tuning (issue 11, branch finetune) ---
+  # Encoder checkpoint dir from `python -m capjax.convert_weights` loaded as
+  # the encoder's initial params; its arch must equal model.encoder.name and
+  # its fields (preprocessing, pooling) replace the config's ('' = random).
+  c.model.encoder.weights = ''
+  # False: the encoder is frozen (no gradient through it, no optimizer state;
+  # configs with ImageNet CNNs set it); batch norm never updates its
+  # statistics either way (it is folded into a fixed scale and bias).
+  c.model.encoder.trainable = True
+  # Fine-tuned encoder's learning rate = this x the shared schedule.
+  c.optimizer.encoder_lr_multiplier = 1.0
+  # --- end converted weights and fine-tuning ---
   return c
 
 

@@ -22,6 +22,7 @@ from capjax.decoding import settings as decoding_settings
 from capjax.models import captioners
 from capjax.models import cells
 from capjax.models import encoders
+from capjax.models.encoders import checkpoint
 
 # Metric names (or their endings) where lower is better; the best checkpoint
 # minimises them.
@@ -133,6 +134,36 @@ def _check_text(config: ml_collections.ConfigDict) -> None:
         "GloVe-format text file or '' for a random init.")
 
 
+def _check_encoder_weights(config: ml_collections.ConfigDict) -> None:
+  """Converted weights: the captioning task, a checkpoint of the same arch.
+
+  Only the small JSON is read here; the task's meta reads the params (and a
+  damaged file stops the run there, still before anything is written).
+  """
+  encoder = config.model.encoder
+  multiplier = config.optimizer.get('encoder_lr_multiplier', 1.0)
+  if multiplier < 0:
+    raise ConfigError(f'config.optimizer.encoder_lr_multiplier={multiplier} '
+                      'must be at least 0 (to freeze the encoder, set '
+                      'model.encoder.trainable=False).')
+  weights = encoder.get('weights', '')
+  if not weights:
+    return
+  task = config.get('task', 'captioning')
+  if task != 'captioning':
+    raise ConfigError(f'config.model.encoder.weights: the {task} task starts '
+                      "from random encoders only; set it to ''.")
+  try:
+    info = checkpoint.read_info(weights)
+  except ValueError as e:
+    raise ConfigError(f'config.model.encoder.weights: {e}') from e
+  if info['arch'] != encoder.name:
+    raise ConfigError(
+        f'config.model.encoder.weights={weights!r} holds {info["arch"]} '
+        f'weights but model.encoder.name={encoder.name!r}: set '
+        f'model.encoder.name={info["arch"]} or give {encoder.name} weights.')
+
+
 def check(config: ml_collections.ConfigDict) -> None:
   """Raises `ConfigError` (one line) on the first value that cannot run."""
   for key, least in MINIMUM.items():
@@ -161,6 +192,7 @@ def check(config: ml_collections.ConfigDict) -> None:
           ('float32', 'bfloat16'))
   _check_precision(config)
   _check_text(config)
+  _check_encoder_weights(config)
   try:
     produced = evaluators.metric_names(config, task)
   except ValueError as e:

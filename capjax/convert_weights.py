@@ -4,9 +4,12 @@ r"""Converts a user's CNN weights to a capjax encoder checkpoint.
       --input=vgg16_weights_tf_dim_ordering_tf_kernels.h5 --output=weights/vgg16
   python -m capjax.convert_weights --arch=resnet50 --source=torch \
       --input=resnet50-0676ba61.pth --output=weights/resnet50
+  python -m capjax.convert_weights --arch=alexnet --source=torch \
+      --input=alexnet-owt-7be5be79.pth --output=weights/alexnet
 
 --source=keras reads keras-applications' legacy `.h5` files and Keras 3
 `.weights.h5`; --source=torch reads torchvision state dicts (needs torch).
+AlexNet has torchvision weights only (Keras has no AlexNet).
 The output directory (see `capjax/models/encoders/checkpoint.py`) is what
 `python -m capjax.extract_features --weights=DIR` reads.
 """

@@ -1,7 +1,13 @@
 """Config -> optax optimizer chain and learning-rate schedule.
 
 `freeze` wraps an optimizer so that chosen params (a frozen word embedding)
-get no update and no optimizer state.
+get no update and no optimizer state. The image encoder (a model's top-level
+params key 'encoder') may be frozen the same way (`set_to_zero`) or
+fine-tuned at its own learning rate, `optimizer.encoder_lr_multiplier` x the
+shared schedule (`optax.multi_transform` over the labels of
+`param_labels`). Clipping runs first over every gradient. A plain config
+(trainable, multiplier 1) builds the single chain, with the optimizer state
+it always had.
 """
 
 from collections.abc import Callable
@@ -58,11 +64,59 @@ def schedule(config: ml_collections.ConfigDict, num_steps: int):
   )
 
 
+ENCODER_KEY = 'encoder'  # the params subtree an encoder label covers
+ENCODER, REST = 'encoder', 'rest'  # the labels of `param_labels`
+
+
+def param_labels(params) -> dict:
+  """A label tree of `params` (a dict): ENCODER under 'encoder', else REST.
+
+  A model without an 'encoder' subtree (the character language model) has
+  every leaf labelled REST, so freezing it changes nothing.
+  """
+  return {k: jax.tree.map(lambda _, k=k: ENCODER if k == ENCODER_KEY else
+                          REST, v) for k, v in params.items()}
+
+
 def create(
-    config: ml_collections.ConfigDict, num_steps: int
+    config: ml_collections.ConfigDict, num_steps: int, *,
+    encoder_trainable: bool = True,
 ) -> optax.GradientTransformation:
-  """Builds clip-by-global-norm followed by the configured optimizer."""
-  lr = schedule(config, num_steps)
+  """Builds clip-by-global-norm followed by the configured optimizer.
+
+  Args:
+    config: the `optimizer` section.
+    num_steps: total training steps (for the schedule).
+    encoder_trainable: False freezes the params under 'encoder' (no update,
+      no state; the model should also stop their gradient).
+
+  Returns:
+    The optax transformation.
+  """
+  multiplier = config.get('encoder_lr_multiplier', 1.0)
+  if multiplier < 0:
+    raise ValueError('optimizer.encoder_lr_multiplier must be >= 0; got '
+                     f'{multiplier}.')
+  main = _optimizer(config, schedule(config, num_steps))
+  if encoder_trainable and multiplier == 1.0:
+    transform = main
+  else:
+    if not encoder_trainable:
+      encoder = optax.set_to_zero()
+    else:
+      lr = schedule(config, num_steps)
+      encoder = _optimizer(config, lambda step: multiplier * lr(step))
+    transform = optax.multi_transform({ENCODER: encoder, REST: main},
+                                      param_labels)
+  if config.grad_clip_norm:
+    return optax.chain(optax.clip_by_global_norm(config.grad_clip_norm),
+                       transform)
+  return transform
+
+
+def _optimizer(config: ml_collections.ConfigDict,
+               lr) -> optax.GradientTransformation:
+  """The configured optimizer (with Eq. 6's L2) at learning rate `lr`."""
   name = config.name
   if name == 'adam':
     opt = optax.adam(lr, b1=config.b1, b2=config.b2, eps=config.eps)
@@ -82,8 +136,6 @@ def create(
   if config.get('l2', 0.0):
     # Eq. 6's L2 term through its gradient (coupled, unlike adamw's decay).
     opt = optax.chain(optax.add_decayed_weights(config.l2), opt)
-  if config.grad_clip_norm:
-    return optax.chain(optax.clip_by_global_norm(config.grad_clip_norm), opt)
   return opt
 
 

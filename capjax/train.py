@@ -151,7 +151,9 @@ def setup(config: ml_collections.ConfigDict, meta: dict,
   """
   task = tasks.get(config)
   model = task.create_model(config, meta)
-  tx = optimizers.create(config.optimizer, config.train.num_steps)
+  tx = optimizers.create(
+      config.optimizer, config.train.num_steps,
+      encoder_trainable=config.model.encoder.get('trainable', True))
   # Params the task keeps fixed (a frozen word embedding): no update, no state.
   is_frozen = task.frozen(config, model) if hasattr(task, 'frozen') else None
   if is_frozen is not None:
@@ -161,21 +163,58 @@ def setup(config: ml_collections.ConfigDict, meta: dict,
   initial = (task.initial_values(config, meta, model, example)
              if read_initial_values and hasattr(task, 'initial_values')
              else None)
+  # Converted weights (`model.encoder.weights`) replace their random subtree
+  # (not read for a run about to be restored).
+  pretrained = (model.pretrained_params()
+                if read_initial_values and hasattr(model, 'pretrained_params')
+                else None)
+  if pretrained is not None:
+    _check_pretrained(
+        jax.eval_shape(functools.partial(task.init_params, model),
+                       init_rng, example), pretrained, config)
 
-  def fresh_state(rng, batch, initial):
+  def fresh_state(rng, batch, initial, pretrained):
     params = task.init_params(model, rng, batch)
     if initial is not None:
       params = task.apply_initial_values(model, params, initial)
+    if pretrained is not None:  # the random init is dead code XLA drops
+      params = {**params, **pretrained}
     carry = None
     if carries_state(task, config):  # one stream per example of the batch
       carry = task.initial_state(model, params, config.train.batch_size)
     return TrainState(step=jnp.zeros([], jnp.int32), params=params,
                       opt_state=tx.init(params), carry=carry)
 
-  state = jax.jit(fresh_state)(init_rng, example, initial)
+  state = jax.jit(fresh_state)(init_rng, example, initial, pretrained)
   step_fn = functools.partial(train_step, task=task, model=model, tx=tx,
                               config=config)
   return Setup(task, model, tx, state, dropout_rng, step_fn)
+
+
+def _check_pretrained(want, pretrained: dict, config) -> None:
+  """One-line error unless converted weights fit the model's params.
+
+  Args:
+    want: the model's params as ShapeDtypeStructs.
+    pretrained: {subtree name: arrays} replacing those subtrees.
+    config: the experiment config (for the message).
+  """
+  for key, tree in pretrained.items():
+    expected = jax.tree_util.tree_flatten_with_path(want[key])[0]
+    got = dict(jax.tree_util.tree_flatten_with_path(tree)[0])
+    names = {path: jax.tree_util.keystr(path) for path, _ in expected}
+    for path, leaf in expected:
+      if path not in got or tuple(got[path].shape) != tuple(leaf.shape):
+        found = tuple(got[path].shape) if path in got else 'nothing'
+        raise ValueError(
+            f'model.encoder.weights={config.model.encoder.weights!r}: '
+            f'{key}{names[path]} is {found} there, {tuple(leaf.shape)} for '
+            f'this model (dataset.image_size={config.dataset.image_size}; '
+            'weights converted for another input size or variant?).')
+    if len(got) != len(expected):
+      raise ValueError(
+          f'model.encoder.weights={config.model.encoder.weights!r} holds '
+          f'{len(got)} arrays; the {key} has {len(expected)}.')
 
 
 def _first_difference(saved: dict, meta: dict) -> str:
@@ -185,9 +224,11 @@ def _first_difference(saved: dict, meta: dict) -> str:
 
 def _mismatch(where: str, saved: dict, meta: dict) -> MetaMismatchError:
   key = _first_difference(saved, meta)
+  settings = ('model.encoder.weights' if key == 'encoder_weights'
+              else 'the dataset settings')
   return MetaMismatchError(
       f'{where} was trained with another {key} than this config gives: use '
-      'a new --workdir, or the dataset settings it was trained with.')
+      f'a new --workdir, or {settings} it was trained with.')
 
 
 def _check_meta(workdir: str, meta: dict) -> None:

@@ -111,8 +111,12 @@ class Bfloat16AndCheckpointTest(absltest.TestCase):
       with self.assertRaisesRegex(ValueError, 'convert_weights'):
         checkpoint.load(os.path.join(root, 'missing'))
       with open(os.path.join(out, checkpoint.JSON_NAME), 'w') as f:
+        json.dump({'format': 'capjax-encoder', 'arch': 'googlenet'}, f)
+      with self.assertRaisesRegex(ValueError, 'googlenet'):
+        checkpoint.load(out)
+      with open(os.path.join(out, checkpoint.JSON_NAME), 'w') as f:
         json.dump({'format': 'capjax-encoder', 'arch': 'alexnet'}, f)
-      with self.assertRaisesRegex(ValueError, 'alexnet'):
+      with self.assertRaisesRegex(ValueError, 'no encoder fields'):
         checkpoint.load(out)
 
 

@@ -3,6 +3,7 @@
 from capjax.benchmarks import decode
 from capjax.benchmarks import dtypes
 from capjax.benchmarks import extract
+from capjax.benchmarks import finetune_step
 from capjax.benchmarks import retrieval
 from capjax.benchmarks import train_step
 
@@ -28,3 +29,5 @@ def check_config(what: str, config: dict) -> None:
     retrieval.check_model(config.get('model'))
   if what == 'extract':
     extract.check(config)
+  if what == 'finetune_step':
+    finetune_step.check(config)

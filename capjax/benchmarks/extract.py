@@ -20,7 +20,8 @@ from capjax.benchmarks import flops
 from capjax.models import encoders
 
 DEFAULT_BATCH = 8
-ARCHS = ('vgg16', 'vgg19', 'resnet50', 'resnet101', 'inception_v3')
+ARCHS = ('vgg16', 'vgg19', 'resnet50', 'resnet101', 'inception_v3',
+         'alexnet')
 DTYPES = ('float32', 'bfloat16')
 
 

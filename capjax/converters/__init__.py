@@ -17,7 +17,8 @@ from capjax.models.encoders import checkpoint
 
 # The side each architecture is made for (VGG from Keras: from fc6).
 IMAGE_SIZE = {'vgg16': 224, 'vgg19': 224, 'resnet50': 224,
-              'resnet101': 224, 'inception_v3': 299}
+              'resnet101': 224, 'inception_v3': 299, 'alexnet': 224}
+TORCH_ONLY = ('alexnet',)  # Keras applications has no AlexNet
 SOURCES = ('keras', 'torch')
 
 
@@ -74,7 +75,8 @@ def convert(arch: str, source: str, path: str):
   """Converts a weights file.
 
   Args:
-    arch: 'vgg16', 'vgg19', 'resnet50', 'resnet101' or 'inception_v3'.
+    arch: 'vgg16', 'vgg19', 'resnet50', 'resnet101', 'inception_v3' or
+      'alexnet' (torch only).
     source: 'keras' (legacy `.h5` or Keras 3 `.weights.h5`) or 'torch' (a
       torchvision state dict).
     path: the file.
@@ -90,6 +92,9 @@ def convert(arch: str, source: str, path: str):
   if source not in SOURCES:
     raise ConversionError(f'Unknown source {source!r}: choose one of '
                           f'{SOURCES}.')
+  if source == 'keras' and arch in TORCH_ONLY:
+    raise ConversionError(f'Keras has no {arch}: convert torchvision weights '
+                          'with --source=torch.')
   module = keras_h5 if source == 'keras' else torchvision_state
   fields, params, image_size = module.convert(arch, path)
   encoder = encoders.ENCODERS[arch](**fields)

@@ -1,11 +1,11 @@
-"""torchvision state dicts -> capjax params (VGG, ResNet, Inception-v3).
+"""torchvision state dicts -> capjax params (VGG, ResNet, Inception, AlexNet).
 
 Conv kernels go from OIHW to HWIO, linear weights from [out, in] to
-[in, out]; VGG's fc6 rows are reordered from torch's (C, H, W) flatten to
-(H, W, C); batch norm (epsilon 1e-5, Inception's 1e-3) is folded. ResNets
-are v1.5 (stride on the 3x3 conv); Inception-v3 expects inputs in [-1, 1],
-as torchvision's pretrained Inception does through `transform_input=True`
-(its auxiliary classifier is dropped).
+[in, out]; VGG's and AlexNet's fc6 rows are reordered from torch's (C, H, W)
+flatten to (H, W, C); batch norm (epsilon 1e-5, Inception's 1e-3) is
+folded. ResNets are v1.5 (stride on the 3x3 conv); Inception-v3 expects
+inputs in [-1, 1], as torchvision's pretrained Inception does through
+`transform_input=True` (its auxiliary classifier is dropped).
 """
 
 import re
@@ -13,6 +13,7 @@ import re
 import numpy as np
 
 from capjax import converters
+from capjax.models.encoders import alexnet
 from capjax.models.encoders import inception_v3
 from capjax.models.encoders import resnet
 from capjax.models.encoders import vgg
@@ -68,6 +69,47 @@ def _conv_bn(state, conv, bn, epsilon, path):
   }
 
 
+def _fc6(state, key, channels, side, path):
+  """fc6 (`key`) over a torch (C, H, W) flatten -> kernel of (H, W, C) rows."""
+  fc6 = _get(state, key, path)
+  if fc6.ndim != 2 or fc6.shape[1] != channels * side * side:
+    raise converters.ConversionError(
+        f'{path}: {key} is {tuple(fc6.shape)}, not [4096, {channels} x {side} '
+        f'x {side}] (another architecture?).')
+  # torch flattens the pool as (C, H, W); capjax as (H, W, C). One copy.
+  fc6 = fc6.reshape(-1, channels, side, side).transpose(2, 3, 1, 0)
+  return fc6.reshape(-1, fc6.shape[-1])
+
+
+def _alexnet(arch, state, path):
+  """torchvision's AlexNet: features.{0,3,6,8,10}, classifier.{1,4}."""
+  del arch
+  indices = sorted(int(m.group(1)) for k in state
+                   if (m := re.match(r'^features\.(\d+)\.weight$', k)))
+  if indices != [0, 3, 6, 8, 10]:
+    raise converters.ConversionError(
+        f'{path}: convs at features.{indices}; torchvision\'s alexnet has '
+        'them at features.[0, 3, 6, 8, 10] (another architecture?).')
+  params = {}
+  for number, (index, (channels, kernel, _, _)) in enumerate(
+      zip(indices, alexnet.CONVS), 1):
+    weight = state[f'features.{index}.weight']
+    if weight.shape[0] != channels or weight.shape[2:] != (kernel, kernel):
+      raise converters.ConversionError(
+          f'{path}: features.{index} is {tuple(weight.shape)}; alexnet\'s '
+          f'conv{number} has {channels} {kernel}x{kernel} kernels.')
+    params[f'conv{number}'] = {
+        'kernel': _hwio(weight),
+        'bias': _get(state, f'features.{index}.bias', path)}
+  params['fc6'] = {
+      'kernel': _fc6(state, 'classifier.1.weight', alexnet.CONVS[-1][0],
+                     alexnet.POOL_TO, path),
+      'bias': _get(state, 'classifier.1.bias', path)}
+  params['fc7'] = {'kernel': _get(state, 'classifier.4.weight', path).T,
+                   'bias': _get(state, 'classifier.4.bias', path)}
+  return {'preprocessing': 'torch', 'pool_to': alexnet.POOL_TO}, params, 224
+
+
 def _vgg(arch, state, path):
   depth = int(arch[3:])
   indices = sorted(int(m.group(1)) for k in state
@@ -88,16 +130,10 @@ def _vgg(arch, state, path):
   for name, index in zip(names, conv_indices):
     params[name] = {'kernel': _hwio(state[f'features.{index}.weight']),
                     'bias': _get(state, f'features.{index}.bias', path)}
-  fc6 = _get(state, 'classifier.0.weight', path)
-  channels = vgg.CHANNELS[-1]
-  if fc6.shape[1] != channels * VGG_POOL * VGG_POOL:
-    raise converters.ConversionError(
-        f'{path}: classifier.0 takes {fc6.shape[1]} inputs, not '
-        f'512 x 7 x 7 (another architecture?).')
-  # torch flattens pool5 as (C, H, W); capjax as (H, W, C). One copy.
-  fc6 = fc6.reshape(-1, channels, VGG_POOL, VGG_POOL).transpose(2, 3, 1, 0)
-  params['fc6'] = {'kernel': fc6.reshape(-1, fc6.shape[-1]),
-                   'bias': _get(state, 'classifier.0.bias', path)}
+  params['fc6'] = {
+      'kernel': _fc6(state, 'classifier.0.weight', vgg.CHANNELS[-1],
+                     VGG_POOL, path),
+      'bias': _get(state, 'classifier.0.bias', path)}
   params['fc7'] = {'kernel': _get(state, 'classifier.3.weight', path).T,
                    'bias': _get(state, 'classifier.3.bias', path)}
   fields = {'depth': depth, 'preprocessing': 'torch', 'pool_to': VGG_POOL}
@@ -150,6 +186,8 @@ def _inception(arch, state, path):
 def convert(arch: str, path: str):
   """(encoder fields, params, image side) of a torchvision state dict file."""
   state = read(path)
+  if arch == 'alexnet':
+    return _alexnet(arch, state, path)
   if arch.startswith('vgg'):
     return _vgg(arch, state, path)
   if arch.startswith('resnet'):

@@ -6,6 +6,15 @@ captioner module and exposes what training, evaluation and decoding need:
 padding-free output layer) and `decoder_fns` (a step function for
 `capjax.decoding`). Parameters are `{'encoder': ..., 'decoder': ...}`, float32
 whatever `model.dtype` computes in.
+
+With `model.encoder.weights` the encoder is built from the converted
+checkpoint's fields (its preprocessing follows the weights' origin), and
+`pretrained_params` reads those weights for the loop to start from. A frozen
+encoder (`model.encoder.trainable=False`) has its params behind
+`stop_gradient`, so no backward pass through the CNN is built. Batch norm
+stays in inference mode either way: the converters fold it into a fixed
+per-channel scale and bias, which fine-tuning trains like any weight; batch
+statistics are never computed or updated.
 """
 
 import dataclasses
@@ -20,6 +29,7 @@ from capjax import losses
 from capjax.models import captioners
 from capjax.models import encoders
 from capjax.models import precision
+from capjax.models.encoders import checkpoint
 
 Params = Any
 
@@ -38,15 +48,26 @@ class Captioner:
       that cannot see, to measure how much the image matters).
     output_capacity: share of a batch's positions the output layer of
       `nll_sums` computes (0 = all; see `losses.output_capacity`).
+    frozen_encoder: no gradient reaches the encoder's params.
+    encoder_weights: an encoder checkpoint directory to start from ('' =
+      random init).
+    encoder_sha256: the fingerprint of those weights in the run's meta.
   """
 
   encoder: encoders.Encoder
   decoder: nn.Module
   blind: bool = False
   output_capacity: float = 0.0
+  frozen_encoder: bool = False
+  encoder_weights: str = ''
+  encoder_sha256: str = ''
 
   def init(self, rng: jax.Array, images: jax.Array, tokens: jax.Array):
-    """images: [batch, ...]; tokens: [batch, time] int32 -> params."""
+    """images: [batch, ...]; tokens: [batch, time] int32 -> params.
+
+    The encoder's params are random here; `pretrained_params` holds the
+    converted ones that replace them when `encoder_weights` is set.
+    """
     encoder_rng, decoder_rng = jax.random.split(rng)
     encoder_params = self.encoder.init(encoder_rng, images)
     features = self.encoder.apply(encoder_params, images)
@@ -93,11 +114,25 @@ class Captioner:
     module = {**params[decoder][name], leaf: new_table}
     return {**params, decoder: {**params[decoder], name: module}}
 
+  def pretrained_params(self) -> dict | None:
+    """{'encoder': converted float32 params (numpy)}, or None if random.
+
+    Read from `encoder_weights` and checked against `encoder_sha256`; they
+    replace the subtree of the same name of `init`'s params.
+    """
+    if not self.encoder_weights:
+      return None
+    return {'encoder': checkpoint.load_params(self.encoder_weights,
+                                              self.encoder_sha256)}
+
   def encode(self, params: Params, images: jax.Array):
     """images -> (global [batch, dim], grid [batch, cells, dim])."""
     if self.blind:
       images = jnp.zeros_like(images)
-    return self.encoder.apply(params['encoder'], images)
+    encoder_params = params['encoder']
+    if self.frozen_encoder:  # XLA builds no backward pass through the CNN
+      encoder_params = jax.lax.stop_gradient(encoder_params)
+    return self.encoder.apply(encoder_params, images)
 
   def logits(
       self,
@@ -252,8 +287,46 @@ class Captioner:
     return step_fn, init_carry
 
 
-def create(config: ml_collections.ConfigDict, vocab_size: int) -> Captioner:
-  """Builds the captioner of `config.model` for a vocabulary size."""
+def create_encoder(config: ml_collections.ConfigDict, dtype: str = 'float32',
+                   weights: dict | None = None) -> encoders.Encoder:
+  """The encoder of `config` (model.encoder), or of converted weights.
+
+  Args:
+    config: the `model.encoder` section.
+    dtype: the compute dtype (model.dtype).
+    weights: `checkpoint.describe` of `config.weights` (from the run meta):
+      the encoder takes the checkpoint's fields, not the config's.
+  """
+  if not weights:
+    return encoders.create(config, dtype)
+  if weights['arch'] != config.name:
+    raise ValueError(
+        f'The encoder weights are a {weights["arch"]} checkpoint but '
+        f'model.encoder.name is {config.name!r}: set model.encoder.name='
+        f'{weights["arch"]} or other weights.')
+  fields = {k: tuple(v) if isinstance(v, list) else v  # JSON lists
+            for k, v in weights['fields'].items()}
+  return encoders.create(
+      ml_collections.ConfigDict({**fields, 'name': weights['arch']}), dtype)
+
+
+def _encoder_settings(model_config, weights) -> dict:
+  """Captioner fields of the encoder's weights and trainability."""
+  encoder_config = model_config.encoder
+  return dict(
+      frozen_encoder=not encoder_config.get('trainable', True),
+      encoder_weights=encoder_config.get('weights', '') if weights else '',
+      encoder_sha256=weights['sha256'] if weights else '',
+  )
+
+
+def create(config: ml_collections.ConfigDict, vocab_size: int,
+           encoder_weights: dict | None = None) -> Captioner:
+  """Builds the captioner of `config.model` for a vocabulary size.
+
+  `encoder_weights` is the run meta's record of `model.encoder.weights`
+  (`checkpoint.describe`), None for a randomly initialised encoder.
+  """
   model_config = config.model
   # Configs saved before these fields existed compute in float32, padded.
   dtype = model_config.get('dtype', 'float32')
@@ -280,9 +353,10 @@ def create(config: ml_collections.ConfigDict, vocab_size: int) -> Captioner:
         dtype=dtype,
     )
     return Captioner(
-        encoder=encoders.create(model_config.encoder, dtype),
+        encoder=create_encoder(model_config.encoder, dtype, encoder_weights),
         decoder=decoder,
         blind=model_config.blind,
+        **_encoder_settings(model_config, encoder_weights),
     )
   kwargs = dict(
       vocab_size=vocab_size,
@@ -301,8 +375,9 @@ def create(config: ml_collections.ConfigDict, vocab_size: int) -> Captioner:
   elif model_config.decoder == 'soft_attention':
     kwargs['attention_dim'] = model_config.attention_dim
   return Captioner(
-      encoder=encoders.create(model_config.encoder, dtype),
+      encoder=create_encoder(model_config.encoder, dtype, encoder_weights),
       decoder=decoder_class(**kwargs),
       blind=model_config.blind,
       output_capacity=model_config.get('output_capacity', 0.0),
+      **_encoder_settings(model_config, encoder_weights),
   )

@@ -2,7 +2,9 @@
 
 Every captioner (Show-and-Tell, merge, soft attention, and the families that
 plug into `capjax.models.captioners`) trains through this task. Its meta is
-the vocabulary of the training split.
+the vocabulary of the training split and, when the encoder starts from
+converted weights (`model.encoder.weights`), their arch, origin, fields and
+SHA-256, so a resume with other weights is refused.
 
 Config fields it reads: `dataset.*` (which split files, `max_len`,
 `min_count`, `train_captions_per_image`, the caption cleaning of
@@ -27,11 +29,13 @@ from capjax.data import pipeline
 from capjax.data import vocab as vocab_lib
 from capjax.data import word_vectors
 from capjax.models import captioning
+from capjax.models.encoders import checkpoint
 
 DEFAULT_EVALUATORS = ('captions', 'perplexity')
 VOCAB_KEY = 'vocabulary'  # the meta key of the vocabulary JSON
 STOP_WORDS_KEY = 'stop_words'  # the meta key of the stop-word list used
 RARE_WORDS = ('unk', 'drop')  # dataset.rare_words: become UNK | are removed
+WEIGHTS_KEY = 'encoder_weights'  # the meta key of the converted weights
 
 
 def vocab_of(meta: dict) -> vocab_lib.Vocab:
@@ -58,8 +62,12 @@ def open_data(config: ml_collections.ConfigDict):
 
   Returns:
     `(batches, meta)`; batches are `pipeline.train_batches` of this host.
+    The meta records the encoder's converted weights (read whole, so a
+    damaged checkpoint stops the run before it writes anything).
   """
   d = config.dataset
+  weights = config.model.encoder.get('weights', '')
+  weights_meta = checkpoint.describe(weights) if weights else None
   source = pipeline.open_split(d, 'train')
   vocab = vocab_lib.Vocab.build(
       pipeline.all_captions(source), min_count=d.min_count)
@@ -81,6 +89,8 @@ def open_data(config: ml_collections.ConfigDict):
   meta = meta_of(vocab)
   if d.get('stop_words', False):  # NLTK's list or capjax's: machines differ
     meta[STOP_WORDS_KEY] = caption_cleaning.list_name(True)
+  if weights_meta:
+    meta[WEIGHTS_KEY] = weights_meta
   return batches, meta
 
 
@@ -119,7 +129,8 @@ def eval_batches(config: ml_collections.ConfigDict, meta: dict, split: str):
 
 def create_model(config: ml_collections.ConfigDict,
                  meta: dict) -> captioning.Captioner:
-  return captioning.create(config, len(vocab_of(meta)))
+  return captioning.create(config, len(vocab_of(meta)),
+                           encoder_weights=meta.get(WEIGHTS_KEY))
 
 
 def targets(batch: dict) -> tuple[jax.Array, jax.Array, jax.Array]:

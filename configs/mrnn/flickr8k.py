@@ -13,13 +13,28 @@ fetched here), so expect figures far below the paper's VGG ones.
 Variants after a colon, comma-separated:
   tiny               a seconds-long run for tests
   variant=NAME       as in configs/mrnn/shapes.py
+  cnn=vgg16|alexnet  the paper's image side: an ImageNet CNN at 224 px whose
+                     fc7 (4096) feeds the multimodal layer, frozen as in the
+                     paper ("we fix ... the deep CNN network")
+  weights=DIR        its weights, converted by `python -m
+                     capjax.convert_weights --arch=vgg16|alexnet` (without
+                     it the CNN is random: the pipeline runs, the captions
+                     are poor)
+  finetune           train the CNN too (the paper's future work), at 0.1x
+                     the learning rate (optimizer.encoder_lr_multiplier)
+
+e.g. the VGG setup fine-tuned:
+  python -m capjax.main --workdir=runs/mrnn_flickr8k_vgg16_finetune \
+      --config=configs/mrnn/flickr8k.py:cnn=vgg16,finetune,weights=w/vgg16
 """
 
 from capjax import config_base
 from capjax.models.captioners import mrnn
 
-VARIANTS = ('tiny',)
-VALUES = ('variant',)
+VARIANTS = ('tiny', 'finetune')
+VALUES = ('variant', 'cnn', 'weights')
+CNNS = ('vgg16', 'alexnet')
+FINETUNE_LR_MULTIPLIER = 0.1
 
 
 def get_config(arg=None):
@@ -52,8 +67,21 @@ def get_config(arg=None):
   c.train.log_every = 100
   c.eval.likelihood.num_images = 0  # every test image
   c.eval.likelihood.prior_images = 128
+  cnn = values.get('cnn', '')
+  if cnn:
+    if cnn not in CNNS:
+      raise ValueError(f'Unknown cnn={cnn!r}: choose one of {CNNS}.')
+    c.dataset.image_size = 224
+    c.model.encoder.name = cnn
+    c.model.encoder.weights = values.get('weights', '')
+    c.model.encoder.trainable = 'finetune' in flags
+    c.optimizer.encoder_lr_multiplier = FINETUNE_LR_MULTIPLIER
+    c.train.batch_size = 16  # a VGG step holds 16 images' activations
+  elif 'finetune' in flags or 'weights' in values:
+    raise ValueError('finetune and weights= need cnn=vgg16 or cnn=alexnet '
+                     '(the small CNN is always trained).')
   if 'tiny' in flags:
-    c.dataset.image_size = 32
+    c.dataset.image_size = 224 if cnn else 32
     c.model.embed_dim = 8
     c.model.hidden_dim = 16
     c.model.mrnn.multimodal_dim = 24

@@ -11,6 +11,7 @@ from typing import Any, Protocol
 import jax
 import ml_collections
 
+from capjax.models.encoders import alexnet
 from capjax.models.encoders import identity
 from capjax.models.encoders import inception_v3
 from capjax.models.encoders import resnet
@@ -41,6 +42,7 @@ ENCODERS = {
     'resnet50': resnet.ResNet50,
     'resnet101': resnet.ResNet101,
     'inception_v3': inception_v3.InceptionV3,
+    'alexnet': alexnet.AlexNet,  # torchvision weights only
 }
 
 

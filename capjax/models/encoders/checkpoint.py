@@ -8,6 +8,7 @@ first, so a directory with its JSON is complete.
 """
 
 import dataclasses
+import hashlib
 import json
 import os
 
@@ -68,7 +69,61 @@ def read_info(directory: str) -> dict:
   if info.get('format') != FORMAT or info.get('arch') not in encoders.ENCODERS:
     raise ValueError(f'{path} does not describe a capjax encoder (format '
                      f'{info.get("format")!r}, arch {info.get("arch")!r}).')
+  if not isinstance(info.get('fields'), dict):
+    raise ValueError(f'{path} has no encoder fields (preprocessing, ...): '
+                     'convert the weights again.')
   return info
+
+
+def _read_params(directory: str):
+  """(params, sha256 hex of params.msgpack); one-line errors when damaged."""
+  path = os.path.join(directory, PARAMS_NAME)
+  try:
+    with open(path, 'rb') as f:
+      data = f.read()
+    params = serialization.msgpack_restore(data)
+  except FileNotFoundError:
+    raise ValueError(f'{directory} has {JSON_NAME} but no {PARAMS_NAME}; '
+                     'convert the weights again.') from None
+  except Exception as e:  # pylint: disable=broad-except
+    raise ValueError(f'{path} is damaged ({type(e).__name__}: {e}); convert '
+                     'the weights again.') from None
+  if not isinstance(params, dict) or not params:
+    raise ValueError(f'{path} holds no parameter tree; convert the weights '
+                     'again.')
+  return params, hashlib.sha256(data).hexdigest()
+
+
+def describe(directory: str) -> dict:
+  """What a run's meta records of the weights it starts from.
+
+  Reads (and so checks) the whole checkpoint: a damaged one is a one-line
+  ValueError here, before a run writes anything.
+
+  Returns:
+    {'arch', 'source', 'fields', 'sha256'}: the JSON's identity and the
+    SHA-256 of params.msgpack (another file of the same arch differs).
+  """
+  info = read_info(directory)
+  _, sha256 = _read_params(directory)
+  return {'arch': info['arch'], 'source': info.get('source', ''),
+          'fields': dict(info['fields']), 'sha256': sha256}
+
+
+def load_params(directory: str, sha256: str = ''):
+  """The float32 params (numpy) of a checkpoint, checked against `sha256`.
+
+  Args:
+    directory: written by `save`.
+    sha256: the fingerprint `describe` gave ('' = not checked).
+  """
+  read_info(directory)
+  params, got = _read_params(directory)
+  if sha256 and got != sha256:
+    raise ValueError(f'{directory} changed since the run recorded its '
+                     'weights (another params.msgpack): use the weights the '
+                     'run started from, or a new --workdir.')
+  return params
 
 
 def load(directory: str, dtype: str = 'float32'):
@@ -88,14 +143,5 @@ def load(directory: str, dtype: str = 'float32'):
   if 'dtype' in {f.name for f in dataclasses.fields(encoder_class)}:
     fields['dtype'] = dtype
   encoder = encoder_class(**fields)
-  path = os.path.join(directory, PARAMS_NAME)
-  try:
-    with open(path, 'rb') as f:
-      params = serialization.msgpack_restore(f.read())
-  except FileNotFoundError:
-    raise ValueError(f'{directory} has {JSON_NAME} but no {PARAMS_NAME}; '
-                     'convert the weights again.') from None
-  except Exception as e:  # pylint: disable=broad-except
-    raise ValueError(f'{path} is damaged ({type(e).__name__}: {e}); convert '
-                     'the weights again.') from None
+  params, _ = _read_params(directory)
   return encoder, params, info
