@@ -15,6 +15,7 @@ import ml_collections
 from capjax import evaluators
 from capjax import parallel
 from capjax import tasks
+from capjax.data import feature_source
 from capjax.data import sources
 from capjax.decoding import settings as decoding_settings
 from capjax.models import captioners
@@ -84,6 +85,37 @@ def _check_precision(config: ml_collections.ConfigDict) -> None:
         'has no padding-free output layer; set it to 0.')
 
 
+def _check_features(config: ml_collections.ConfigDict) -> None:
+  """Precomputed features go with the identity encoder, and only with it."""
+  folder = config.dataset.get('features', '')
+  encoder = config.model.encoder.name
+  if folder and encoder != 'identity':
+    raise ConfigError(
+        f'config.dataset.features={folder!r} holds CNN features, which only '
+        "the identity encoder takes: set config.model.encoder.name="
+        f"'identity' (not {encoder!r}), or dataset.features='' for pixels.")
+  if not folder and encoder == 'identity':
+    raise ConfigError(
+        "config.model.encoder.name='identity' takes precomputed features, "
+        'but config.dataset.features is empty: set it to DIR/features of '
+        'python -m capjax.extract_features --config=... --workdir=DIR.')
+  if not folder:
+    return
+  try:
+    info = feature_source.read_info(folder)
+  except ValueError as e:
+    raise ConfigError(f'config.dataset.features: {e}') from e
+  made_from = info.get('dataset', {}).get('name')
+  if made_from != config.dataset.name:
+    raise ConfigError(
+        f'config.dataset.features={folder!r} holds features of dataset '
+        f'{made_from!r}, not config.dataset.name={config.dataset.name!r}.')
+  if config.dataset.get('feature_grid') and not info.get('grid'):
+    raise ConfigError(
+        f'config.dataset.feature_grid: {folder} has no grids; extract them '
+        'with features.grid=True or set feature_grid=False.')
+
+
 def check(config: ml_collections.ConfigDict) -> None:
   """Raises `ConfigError` (one line) on the first value that cannot run."""
   for key, least in MINIMUM.items():
@@ -103,6 +135,7 @@ def check(config: ml_collections.ConfigDict) -> None:
                       config.dataset.builder_config or None)
     except ValueError as e:
       raise ConfigError(f'config.dataset: {e}') from e
+    _check_features(config)
   _one_of('model.decoder', config.model.decoder, captioners.REGISTRY)
   _one_of('model.cell', config.model.cell, cells.CELLS)
   _one_of('model.encoder.name', config.model.encoder.name, encoders.ENCODERS)

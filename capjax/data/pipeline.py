@@ -36,6 +36,7 @@ import grain
 import ml_collections
 import numpy as np
 
+from capjax.data import feature_source
 from capjax.data import sources
 from capjax.data import vocab as vocab_lib
 
@@ -373,8 +374,13 @@ def token_eval_batches(
 
 def open_split(dataset: ml_collections.ConfigDict,
                split: str) -> sources.CaptionSource:
-  """Opens one split of `config.dataset` (preparing it on first use)."""
-  return load_source(
+  """Opens one split of `config.dataset` (preparing it on first use).
+
+  With `dataset.features` (a folder from `python -m capjax.extract_features
+  --config`) the split's `image(i)` are that image's features ([D], or
+  [L, D] with `dataset.feature_grid`) instead of its pixels.
+  """
+  source = load_source(
       dataset.name,
       split,
       data_dir=dataset.data_dir or None,
@@ -382,6 +388,10 @@ def open_split(dataset: ml_collections.ConfigDict,
       builder_config=dataset.builder_config or None,
       image_size=dataset.image_size,
   )
+  if not dataset.get('features'):
+    return source
+  key = 'grid' if dataset.get('feature_grid') else 'global'
+  return feature_source.FeatureSource(source, dataset.features, key)
 
 
 def all_captions(source: sources.CaptionSource) -> list[str]:
