@@ -110,6 +110,16 @@ def _check_features(config: ml_collections.ConfigDict) -> None:
     raise ConfigError(
         f'config.dataset.features={folder!r} holds features of dataset '
         f'{made_from!r}, not config.dataset.name={config.dataset.name!r}.')
+  needed = ['train', *config.eval.splits]
+  if config.eval.validation_split:
+    needed.append(config.eval.validation_split)
+  splits = info.get('splits', {})
+  missing = [s for s in dict.fromkeys(needed) if s not in splits]
+  if missing:
+    raise ConfigError(
+        f'config.dataset.features={folder!r} has no {missing[0]!r} split '
+        f'(it has {sorted(splits)}); extract it with '
+        f'{info.get("command") or feature_source.COMMAND}.')
   if config.dataset.get('feature_grid') and not info.get('grid'):
     raise ConfigError(
         f'config.dataset.feature_grid: {folder} has no grids; extract them '

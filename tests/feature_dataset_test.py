@@ -174,12 +174,15 @@ class FeatureDatasetTest(absltest.TestCase):
       totals = captioning.totals(model, p, batch, train=False)
       return captioning.loss(totals, totals, config)
 
-    step = jax.jit(jax.value_and_grad(loss_fn))
+    @jax.jit
+    def step(params, state):
+      value, grads = jax.value_and_grad(loss_fn)(params)
+      updates, state = tx.update(grads, state, params)
+      return optax.apply_updates(params, updates), state, value
+
     losses = []
     for _ in range(3):
-      value, grads = step(params)
-      updates, state = tx.update(grads, state, params)
-      params = optax.apply_updates(params, updates)
+      params, state, value = step(params, state)
       losses.append(float(value))
     self.assertLess(losses[-1], losses[0])
 
@@ -221,10 +224,14 @@ class FeatureDatasetTest(absltest.TestCase):
     info = feature_source.read_info(no_test)
     del info['splits']['test']
     self._edit_info(no_test, splits=info['splits'])
-    dataset = _train_config(self.data_dir, no_test).dataset
-    with self.assertRaisesRegex(ValueError,
+    config = _train_config(self.data_dir, no_test)
+    config.eval.splits = ('test',)
+    with self.assertRaisesRegex(config_checks.ConfigError,
                                 "no 'test' split.*extract_features"):
-      pipeline.open_split(dataset, 'test')
+      config_checks.check(config)
+    with self.assertRaisesRegex(feature_source.FeaturesError,
+                                "no 'test' split.*extract_features"):
+      pipeline.open_split(config.dataset, 'test')
     wrong_id = self._copy('wrong_id')
     path = feature_source.array_path(wrong_id, 'validation', 'image_ids')
     ids = np.load(path)

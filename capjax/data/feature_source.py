@@ -38,6 +38,10 @@ COMMAND = ('python -m capjax.extract_features --config=configs/features/'
            '<exp>.py --workdir=DIR')
 
 
+class FeaturesError(ValueError):
+  """A features folder or file that cannot serve a split (one line)."""
+
+
 def array_path(folder: str, split: str, key: str) -> str:
   """The `.npy` file of `key` ('global', 'grid' or 'image_ids') of a split."""
   name = IDS_NAME if key == 'image_ids' else f'{key}.npy'
@@ -51,14 +55,14 @@ def read_info(folder: str) -> dict:
     with open(path, encoding='utf-8') as f:
       info = json.load(f)
   except FileNotFoundError:
-    raise ValueError(
+    raise FeaturesError(
         f'{folder} is not a features folder (no {INFO_NAME}); make one with '
         f'{COMMAND} (it writes DIR/features).') from None
   except json.JSONDecodeError as e:
-    raise ValueError(f'{path} is damaged ({e}); extract the features '
+    raise FeaturesError(f'{path} is damaged ({e}); extract the features '
                      'again.') from None
   if info.get('format') != FORMAT:
-    raise ValueError(f'{path} is not a capjax features description (format '
+    raise FeaturesError(f'{path} is not a capjax features description (format '
                      f'{info.get("format")!r}).')
   return info
 
@@ -96,7 +100,7 @@ class FeatureSource:
         that says which command makes it.
     """
     if key not in KEYS:
-      raise ValueError(f'Unknown features key {key!r}: choose one of {KEYS}.')
+      raise FeaturesError(f'Unknown features key {key!r}: choose one of {KEYS}.')
     self.source = source
     self.name, self.split = source.name, source.split
     self.key = key
@@ -112,7 +116,7 @@ class FeatureSource:
   def _open_npz(self, path: str) -> np.ndarray:
     with np.load(path) as f:
       if self.key not in f.files:
-        raise ValueError(f'{path} has no {self.key!r} array (it has '
+        raise FeaturesError(f'{path} has no {self.key!r} array (it has '
                          f'{sorted(f.files)}); extract with --grid for '
                          'grids.')
       names = [str(n) for n in f['names']]
@@ -133,12 +137,12 @@ class FeatureSource:
     info = read_info(folder)
     splits = info.get('splits', {})
     if self.split not in splits:
-      raise ValueError(
+      raise FeaturesError(
           f'{folder} has no {self.split!r} split (it has '
           f'{", ".join(sorted(splits)) or "none"}); extract it with '
           f'{_made_by(info)}.')
     if self.key not in splits[self.split]:
-      raise ValueError(
+      raise FeaturesError(
           f'{folder} has no {self.key!r} features of {self.split!r}; '
           'extract them with features.grid=True.')
     self._array_path = array_path(folder, self.split, self.key)
@@ -158,7 +162,7 @@ class FeatureSource:
         out[i] = row
     if missing:
       kind = 'image id' if isinstance(missing[0], int) else 'first'
-      raise ValueError(
+      raise FeaturesError(
           f'{path} has no features for {len(missing)} {self.name} '
           f'{self.split} images ({kind}: {missing[0]}); {what_to_do}.')
     return out
