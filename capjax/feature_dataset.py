@@ -290,8 +290,9 @@ def extract_dataset(config: ml_collections.ConfigDict, workdir: str, *,
       info['splits'][source.split] = _extract_split(
           source, extractor, folder, manifest, bar, pool, throttle_s)
       atomic_write.write_json(info_path, info, indent=1)
-  bar.close()
-  if not todo:
+  if todo:
+    bar.close()
+  else:  # every split was already done: only the info is (re)written
     os.makedirs(folder, exist_ok=True)
     atomic_write.write_json(info_path, info, indent=1)
   seconds = time.perf_counter() - begin

@@ -1,5 +1,6 @@
 """Features datasets: extraction by config, resuming, training on them."""
 
+import importlib
 import json
 import os
 import shutil
@@ -21,6 +22,8 @@ from capjax.data import pipeline
 from capjax.models.encoders import checkpoint
 from capjax.models.encoders import small_cnn
 from capjax.tasks import captioning
+from configs.captioning import flickr8k_features as captioning_features
+from configs.features import flickr8k_inception_v3 as configs_features
 
 SIZE = 32
 FIELDS = {'channels': [4, 8], 'strides': [2, 2], 'global_dim': 6}
@@ -245,6 +248,29 @@ class FeatureDatasetTest(absltest.TestCase):
     config = _extraction_config(self.data_dir, '')
     with self.assertRaisesRegex(ValueError, 'features.weights is empty'):
       feature_dataset.extract_dataset(config, self.tmp)
+
+
+class FeatureConfigsTest(absltest.TestCase):
+
+  def test_the_flickr8k_configs_and_their_variants(self):
+    for name in ('flickr8k_inception_v3', 'flickr8k_vgg16'):
+      module = importlib.import_module(f'configs.features.{name}')
+      for arg in (None, 'tiny', 'grid'):
+        config = module.get_config(arg)
+        self.assertEqual(config.dataset.name, 'flickr8k')
+        self.assertIn(config.features.crop, crops.MODES)
+        self.assertEqual(config.features.grid, arg == 'grid')
+      with self.assertRaisesRegex(ValueError, 'Unknown config variant'):
+        module.get_config('huge')
+    self.assertEqual(configs_features.get_config('grid').features.size, 299)
+    train_config = captioning_features.get_config('tiny,cell=gru')
+    self.assertEqual(train_config.model.encoder.name, 'identity')
+    self.assertEqual(train_config.model.cell, 'gru')
+    self.assertEqual(
+        captioning_features.get_config('features=vgg16').dataset.features,
+        'runs/flickr8k_vgg16/features')
+    with self.assertRaisesRegex(ValueError, 'features'):
+      captioning_features.get_config('features=alexnet')
 
 
 if __name__ == '__main__':

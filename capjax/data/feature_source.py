@@ -100,7 +100,8 @@ class FeatureSource:
         that says which command makes it.
     """
     if key not in KEYS:
-      raise FeaturesError(f'Unknown features key {key!r}: choose one of {KEYS}.')
+      raise FeaturesError(
+          f'Unknown features key {key!r}: choose one of {KEYS}.')
     self.source = source
     self.name, self.split = source.name, source.split
     self.key = key
