@@ -16,7 +16,7 @@ set -euo pipefail
 PY=${PY:-python}
 DATA=${DATA:-../shared/data/flickr8k_1k}  # the official Flickr8k layout
 RUN=${RUN:-runs/flickr8k_demo}
-STEPS=${STEPS:-300}  # training steps of the captioner (batch 64)
+STEPS=${STEPS:-1000}  # training steps of the captioner (batch 64)
 KERAS_H5=${KERAS_H5:-}  # a user's Keras Inception-v3 weights (.h5)
 DTYPE=${DTYPE:-float32}  # extraction compute: float32 | bfloat16
 BLIND=${BLIND:-0}  # 1: also train the image-free baseline
