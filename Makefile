@@ -24,12 +24,7 @@ $(VENV)/.installed-test: setup.py | $(PY)
 
 install: $(VENV)/.installed
 
-install-# Flickr8k end to end on ../shared/data/flickr8k_1k: weights, features,
-# a merge captioner, test metrics (see launch/flickr8k_demo.sh).
-flickr8k-demo: $(VENV)/.installed-test
-	PY=$(PY) bash launch/flickr8k_demo.sh
-
-test: $(VENV)/.installed-test
+install-test: $(VENV)/.installed-test
 
 demo: $(VENV)/.installed
 	$(PY) -m capjax.main --config=configs/captioning/shapes.py --workdir=$(DEMO_WORKDIR)
