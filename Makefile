@@ -8,7 +8,7 @@ DEMO_WORKDIR ?= runs/demo
 # Two workers: one per core of the reference machine.
 TEST_WORKERS ?= 2
 
-.PHONY: demo test install install-test clean
+.PHONY: demo flickr8k-demo test install install-test clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,11 @@ install-test: $(VENV)/.installed-test
 
 demo: $(VENV)/.installed
 	$(PY) -m capjax.main --config=configs/captioning/shapes.py --workdir=$(DEMO_WORKDIR)
+
+# Flickr8k end to end on ../shared/data/flickr8k_1k: weights, features,
+# a merge captioner, test metrics (see launch/flickr8k_demo.sh).
+flickr8k-demo: $(VENV)/.installed-test
+	PY=$(PY) bash launch/flickr8k_demo.sh
 
 test: $(VENV)/.installed-test
 	$(PY) -m pytest -n $(TEST_WORKERS) -q tests

@@ -205,6 +205,27 @@ def base_config() -> ml_collections.ConfigDict:
   # Fine-tuned encoder's learning rate = this x the shared schedule.
   c.optimizer.encoder_lr_multiplier = 1.0
   # --- end converted weights and fine-tuning ---
+
+  # --- Features datasets (issue 11): training on precomputed CNN features,
+  # and `python -m capjax.extract_features --config=... --workdir=DIR` ---
+  # a features folder (DIR/features of extract_features --config) whose
+  # vectors replace the pixels ('' = pixels); needs model.encoder.name
+  # 'identity'
+  c.dataset.features = ''
+  c.dataset.feature_grid = False  # train on the grid [L, D], not global [D]
+  c.features = ml_collections.ConfigDict()
+  # encoder checkpoint directory (python -m capjax.convert_weights)
+  c.features.weights = ''
+  c.features.crop = 'squash'  # squash | center | ten (m-RNN's 10-crop mean)
+  c.features.size = 0  # input side (0: the checkpoint's, 224 or 299)
+  c.features.short_side = 0  # shorter side before cropping (0: 256 at 224)
+  c.features.grid = False  # also store the grid [L, D] (large on COCO)
+  c.features.dtype = 'float32'  # compute: float32 | bfloat16
+  c.features.store_dtype = 'float16'  # stored: float16 | float32
+  c.features.batch = 32  # images per step (rounded up to the devices)
+  c.features.chunk = 512  # images between saved progress marks (resume)
+  c.features.splits = ()  # splits to extract (empty: every split)
+  # --- end of features datasets ---
   return c
 
 

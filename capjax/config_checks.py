@@ -16,6 +16,7 @@ import ml_collections
 from capjax import evaluators
 from capjax import parallel
 from capjax import tasks
+from capjax.data import feature_source
 from capjax.data import pipeline
 from capjax.data import sources
 from capjax.decoding import settings as decoding_settings
@@ -96,6 +97,11 @@ def _check_other_datasets(config: ml_collections.ConfigDict) -> None:
     if other is None:
       continue
     name, split_name = other
+    if config.dataset.get('features'):
+      raise ConfigError(
+          f'config.{key}: {split!r} is another dataset, but the run trains on '
+          f'the features of {config.dataset.name} (dataset.features); score '
+          'other datasets from pixels.')
     if '/' in name:
       raise ConfigError(
           f'config.{key}: {split!r} names a builder config; name the dataset '
@@ -163,6 +169,46 @@ def _check_encoder_weights(config: ml_collections.ConfigDict) -> None:
         f'weights but model.encoder.name={encoder.name!r}: set '
         f'model.encoder.name={info["arch"]} or give {encoder.name} weights.')
 
+def _check_features(config: ml_collections.ConfigDict) -> None:
+  """Precomputed features go with the identity encoder, and only with it."""
+  folder = config.dataset.get('features', '')
+  encoder = config.model.encoder.name
+  if folder and encoder != 'identity':
+    raise ConfigError(
+        f'config.dataset.features={folder!r} holds CNN features, which only '
+        "the identity encoder takes: set config.model.encoder.name="
+        f"'identity' (not {encoder!r}), or dataset.features='' for pixels.")
+  if not folder and encoder == 'identity':
+    raise ConfigError(
+        "config.model.encoder.name='identity' takes precomputed features, "
+        'but config.dataset.features is empty: set it to DIR/features of '
+        'python -m capjax.extract_features --config=... --workdir=DIR.')
+  if not folder:
+    return
+  try:
+    info = feature_source.read_info(folder)
+  except ValueError as e:
+    raise ConfigError(f'config.dataset.features: {e}') from e
+  made_from = info.get('dataset', {}).get('name')
+  if made_from != config.dataset.name:
+    raise ConfigError(
+        f'config.dataset.features={folder!r} holds features of dataset '
+        f'{made_from!r}, not config.dataset.name={config.dataset.name!r}.')
+  needed = ['train', *config.eval.splits]
+  if config.eval.validation_split:
+    needed.append(config.eval.validation_split)
+  splits = info.get('splits', {})
+  missing = [s for s in dict.fromkeys(needed) if s not in splits]
+  if missing:
+    raise ConfigError(
+        f'config.dataset.features={folder!r} has no {missing[0]!r} split '
+        f'(it has {sorted(splits)}); extract it with '
+        f'{info.get("command") or feature_source.COMMAND}.')
+  if config.dataset.get('feature_grid') and not info.get('grid'):
+    raise ConfigError(
+        f'config.dataset.feature_grid: {folder} has no grids; extract them '
+        'with features.grid=True or set feature_grid=False.')
+
 
 def check(config: ml_collections.ConfigDict) -> None:
   """Raises `ConfigError` (one line) on the first value that cannot run."""
@@ -183,6 +229,7 @@ def check(config: ml_collections.ConfigDict) -> None:
                       config.dataset.builder_config or None)
     except ValueError as e:
       raise ConfigError(f'config.dataset: {e}') from e
+    _check_features(config)
   _check_other_datasets(config)
   _one_of('model.decoder', config.model.decoder, captioners.REGISTRY)
   _one_of('model.cell', config.model.cell, cells.CELLS)

@@ -185,15 +185,15 @@ def _extract_chunk(extractor, folder, names, pool, store_dtype, on_batch):
   arrays = {'names': np.asarray(kept, dtype=str),
             'skipped': np.asarray(skipped, dtype=str)}
   if outputs:
-    arrays['global'] = _stored(np.concatenate([o[0] for o in outputs]),
+    arrays['global'] = stored(np.concatenate([o[0] for o in outputs]),
                                store_dtype)
     if extractor.settings.grid:
-      arrays['grid'] = _stored(np.concatenate([o[1] for o in outputs]),
+      arrays['grid'] = stored(np.concatenate([o[1] for o in outputs]),
                                store_dtype)
   return arrays
 
 
-def _stored(features: np.ndarray, store_dtype: str) -> np.ndarray:
+def stored(features: np.ndarray, store_dtype: str) -> np.ndarray:
   """Features in the stored dtype; an error rather than inf in float16."""
   largest = float(np.abs(features).max()) if features.size else 0.0
   if not np.isfinite(largest):
@@ -201,7 +201,8 @@ def _stored(features: np.ndarray, store_dtype: str) -> np.ndarray:
                      'weights (--weights).')
   if store_dtype == 'float16' and largest > np.finfo(np.float16).max:
     raise ValueError(f'Features reach {largest:.3g}, beyond float16; use '
-                     '--store_dtype=float32 (untrained weights can do this).')
+                     '--store_dtype=float32 (features.store_dtype in a config; '
+                     'untrained weights can do this).')
   return features.astype(store_dtype)
 
 

@@ -93,6 +93,11 @@ def caption_files(
       model its config builds.
   """
   config, meta, task, model, params, _ = restore(workdir, which, beam_size)
+  if config.dataset.get('features'):
+    raise ValueError(
+        f'{workdir} was trained on precomputed features '
+        f'({config.dataset.features}), not pixels: it cannot caption image '
+        'files; evaluate it with python -m capjax.evaluate instead.')
   vocab = task.vocab_of(meta)
   size = (config.dataset.image_size,) * 2
   images = np.stack([images_lib.load_file(p, size) for p in paths])

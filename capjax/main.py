@@ -21,6 +21,7 @@ from capjax import logs
 from capjax import parallel
 from capjax import report
 from capjax import train
+from capjax.data import feature_source
 
 _CONFIG = config_flags.DEFINE_config_file(
     'config', None, 'Experiment config file (configs/*.py[:variant]).',
@@ -95,7 +96,8 @@ def main(argv):
   try:
     results = train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
   except (checkpointing.CheckpointMismatchError, config_checks.ConfigError,
-          train.MetaMismatchError, PermissionError) as e:
+          train.MetaMismatchError, feature_source.FeaturesError,
+          PermissionError) as e:
     print(f'error: {e}', file=sys.stderr)
     sys.exit(1)
   report.print_summary(results, _WORKDIR.value)

@@ -36,6 +36,7 @@ from capjax import parallel
 from capjax import stepping
 from capjax import summaries
 from capjax import tasks
+from capjax.data import feature_source
 
 META_FILE = 'meta.json'
 CONFIG_FILE = 'config.json'
@@ -298,6 +299,8 @@ def train_and_evaluate(
       tc.batch_size, mesh.size, 'config.train.batch_size')
   checkpointing.check_writable(workdir)
   batches, meta = task.open_data(config)
+  if config.dataset.get('features'):  # a resume on other features is refused
+    meta = dict(meta, features=feature_source.meta_of(config.dataset.features))
   _check_meta(workdir, meta)
   if jax.process_index() == 0:
     atomic_write.write_json(

@@ -24,6 +24,7 @@ LAYERS = (
     ('the loop', (
         'capjax.train', 'capjax.inference', 'capjax.config_checks',
         'capjax.stepping', 'capjax.retrieval_index', 'capjax.extraction',
+        'capjax.feature_dataset',
         'capjax.story_pipeline')),
     ('tasks and evaluators', (
         'capjax.tasks', 'capjax.evaluators', 'capjax.stories')),

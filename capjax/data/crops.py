@@ -7,6 +7,8 @@ after Krizhevsky et al.) resizes the shorter side to `short_side` (256 at
 An image already size x size is used as it is by `squash` and `center`.
 """
 
+import io
+
 import numpy as np
 from PIL import Image
 
@@ -68,8 +70,19 @@ def load(path: str, mode: str, size: int, short_side: int) -> np.ndarray:
   Raises:
     images.BadImageError: an unreadable file (the message names it).
   """
+  return _load(path, path, mode, size, short_side)
+
+
+def load_bytes(data: bytes, label: str, mode: str, size: int,
+               short_side: int) -> np.ndarray:
+  """`load` for encoded image bytes (a dataset record); `label` names them."""
+  return _load(io.BytesIO(data), label, mode, size, short_side)
+
+
+def _load(file, label: str, mode: str, size: int,
+          short_side: int) -> np.ndarray:
   try:
-    with Image.open(path) as image:
+    with Image.open(file) as image:
       if image.size == (size, size) and mode != 'ten':
         return np.asarray(image.convert('RGB'))[None]
       if mode == 'squash':
@@ -80,11 +93,11 @@ def load(path: str, mode: str, size: int, short_side: int) -> np.ndarray:
         return np.asarray(image)[None]
       array = np.asarray(_shorter_side_to(image, short_side))
   except FileNotFoundError:
-    raise images.BadImageError(f'Cannot read image {path}: no such '
+    raise images.BadImageError(f'Cannot read image {label}: no such '
                                'file.') from None
   except (OSError, ValueError, Image.DecompressionBombError,
           SyntaxError) as e:
-    raise images.BadImageError(f'Corrupt or unreadable image {path}: '
+    raise images.BadImageError(f'Corrupt or unreadable image {label}: '
                                f'{e}') from None
   if mode == 'ten':
     return ten_crops(array, size)

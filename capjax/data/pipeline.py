@@ -37,6 +37,7 @@ import ml_collections
 import numpy as np
 
 from capjax.data import caption_cleaning
+from capjax.data import feature_source
 from capjax.data import sources
 from capjax.data import vocab as vocab_lib
 
@@ -424,23 +425,34 @@ def open_split(dataset: ml_collections.ConfigDict,
   builder config `dataset.eval_builder_config` and the files of
   `dataset.eval_manual_dir` (same data_dir and image size): e.g. a model
   trained on Flickr8k evaluated on 'simplicity:test' (seed 004's protocol).
-  Its captions are cleaned as `dataset` asks (`cleaned`).
+  With `dataset.features` (a folder from `python -m capjax.extract_features
+  --config`) the split's `image(i)` are that image's features ([D], or
+  [L, D] with `dataset.feature_grid`) instead of its pixels. Its captions
+  are cleaned as `dataset` asks (`cleaned`).
   """
   name, builder_config = dataset.name, dataset.builder_config
   manual_dir = dataset.manual_dir
   other = other_dataset(split)
   if other:
+    if dataset.get('features'):
+      raise feature_source.FeaturesError(
+          f'{split}: the features in {dataset.features} are of '
+          f'{dataset.name}; score another dataset from its pixels.')
     name, split = other
     builder_config = dataset.get('eval_builder_config', '')
     manual_dir = dataset.get('eval_manual_dir', '')
-  return cleaned(dataset, load_source(
+  source = load_source(
       name,
       split,
       data_dir=dataset.data_dir or None,
       manual_dir=manual_dir or None,
       builder_config=builder_config or None,
       image_size=dataset.image_size,
-  ))
+  )
+  if dataset.get('features'):
+    key = 'grid' if dataset.get('feature_grid') else 'global'
+    source = feature_source.FeatureSource(source, dataset.features, key)
+  return cleaned(dataset, source)
 
 
 def cleaned(dataset: ml_collections.ConfigDict, source):

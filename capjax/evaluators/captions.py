@@ -167,6 +167,11 @@ class Captions:
       return
     images = np.asarray(batch['image'])[take]
     alpha = self._attention(params, images, host['sequences'][take])
+    if images.ndim != 4 and hasattr(self.source, 'photo'):
+      # Precomputed features: the gallery shows the photos they came from.
+      index = {int(i): n for n, i in enumerate(self.source.image_ids)}
+      images = np.stack([self.source.photo(index[int(host['image_id'][i])])
+                         for i in take])
     gallery['images'].extend(list(images))
     gallery['ids'].extend(int(host['image_id'][i]) for i in take)
     if alpha is not None:

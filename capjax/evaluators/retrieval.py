@@ -216,8 +216,12 @@ class Evaluator:
       regions = np.asarray(best(params, image[None], tokens))[0]
       mask = np.asarray(alignment.word_mask(tokens))[0] > 0
       names = [self.vocab.words[t] for t in tokens[0][mask]]
-      out.append((image, names, regions[mask], self._num_cells))
+      out.append((self._picture(i), names, regions[mask], self._num_cells))
     return out
+
+  def _picture(self, index: int) -> np.ndarray:
+    """The photo of example `index`, also when the model reads features."""
+    return getattr(self.source, 'photo', self.source.image)(index)
 
   def write(self, workdir: str) -> list[str]:
     """Writes metrics JSON, the query gallery (and word-region maps)."""
@@ -235,7 +239,7 @@ class Evaluator:
     for q in queries:
       top = np.argsort(-scores[:, q], kind='stable')[:GALLERY_TOP]
       rows.append((self.vocab.decode(tokens[q]),
-                   [self.source.image(int(i)) for i in top],
+                   [self._picture(int(i)) for i in top],
                    [float(scores[i, q]) for i in top],
                    [bool(i == caption_image[q]) for i in top]))
     paths.append(retrieval_report.write_png(
