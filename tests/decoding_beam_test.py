@@ -7,6 +7,7 @@ from jax import numpy as jnp
 import numpy as np
 
 from capjax.decoding import beam as decoding_beam
+from capjax.decoding import sampling as decoding_sampling
 from capjax.decoding import constraints as decoding_constraints
 from capjax.decoding import top_k as decoding_top_k
 from tests import decoding_toys
@@ -214,32 +215,40 @@ class BeamSearchTest(parameterized.TestCase):
   @parameterized.named_parameters(
     (name, alpha, norm) for name, alpha, norm in LENGTH_MODES
   )
-  def test_greedy_is_beam_search_with_one_beam(self, length_penalty, norm):
+  def test_greedy_is_the_argmax_caption(self, length_penalty, norm):
     vocab, max_len = 6, 5
     model = decoding_toys.rnn_model(6, 3, vocab)
-    settings = dict(
-      max_len=max_len, length_penalty=length_penalty, length_norm=norm
+    seqs, scores = decoding_sampling.greedy(
+      model.step_fn, model.init_carry, max_len=max_len,
+      length_penalty=length_penalty, length_norm=norm
     )
-    seqs, scores = decoding_beam.greedy(
-      model.step_fn, model.init_carry, **settings
-    )
-    beam_seqs, beam_scores = decoding_beam.beam_search(
-      model.step_fn, model.init_carry, beam_size=1, **settings
-    )
-    np.testing.assert_array_equal(seqs, beam_seqs)
-    np.testing.assert_array_equal(scores, beam_scores)
-    normalizer = decoding_toys.normalizer(length_penalty, norm)
     for row in range(3):
-      expected = decoding_toys.reference_beam_search(
-        model.next_logp,
-        row,
-        vocab=vocab,
-        beam_size=1,
-        max_len=max_len,
-        num_return=1,
-        norm=normalizer,
-      )
-      self.assert_matches(seqs[row], scores[row], expected, max_len)
+      tokens, score = decoding_toys.reference_greedy(
+        model.next_logp, row, vocab=vocab, max_len=max_len,
+        norm=decoding_toys.normalizer(length_penalty, norm))
+      self.assertEqual(seqs[row, 0].tolist(),
+                       decoding_toys.padded(tokens, max_len))
+      np.testing.assert_allclose(scores[row, 0], score, rtol=1e-5)
+
+  def test_greedy_does_not_stop_at_a_likely_but_not_best_eos(self):
+    # EOS is the second choice at the first step: a one-beam beam search
+    # keeps that one-token ending (its score beats any longer caption's
+    # sum), greedy goes on with the argmax word.
+    vocab, max_len = 6, 4
+    model = decoding_toys.table_model(7, 2, max_len, vocab, eos_bias=-30.0)
+    table = np.array(model.step_fn.args[0])
+    table[:, 0, decoding_toys.BOS, :] = 0.0
+    table[:, 0, decoding_toys.BOS, 4] = 5.0
+    table[:, 0, decoding_toys.BOS, decoding_toys.EOS] = 4.9
+    step_fn = jax.tree_util.Partial(model.step_fn.func, jnp.asarray(table))
+    seqs, _ = decoding_sampling.greedy(step_fn, model.init_carry,
+                                       max_len=max_len)
+    one_beam, _ = decoding_beam.beam_search(step_fn, model.init_carry,
+                                            beam_size=1, max_len=max_len)
+    for row in range(2):
+      self.assertEqual(int(seqs[row, 0, 0]), 4)
+      self.assertEqual(one_beam[row, 0].tolist(),
+                       decoding_toys.padded((decoding_toys.EOS,), max_len))
 
   def test_greedy_follows_the_most_probable_token_until_eos(self):
     # EOS is never likely before the last step and certain at it, so greedy
@@ -249,7 +258,8 @@ class BeamSearchTest(parameterized.TestCase):
     table = np.array(model.step_fn.args[0])
     table[:, max_len - 1, :, decoding_toys.EOS] = 60.0
     step_fn = jax.tree_util.Partial(model.step_fn.func, jnp.asarray(table))
-    seqs, _ = decoding_beam.greedy(step_fn, model.init_carry, max_len=max_len)
+    seqs, _ = decoding_sampling.greedy(step_fn, model.init_carry,
+                                       max_len=max_len)
     for row in range(2):
       expected, previous = [], decoding_toys.BOS
       for position in range(max_len):

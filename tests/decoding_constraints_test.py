@@ -190,30 +190,22 @@ class SearchWithRulesTest(parameterized.TestCase):
   def test_greedy_equals_plain_reference(self, rules):
     vocab, max_len = 6, 7
     model = decoding_toys.rnn_model(1, 2, vocab)
-    seqs, scores = decoding_beam.greedy(
+    seqs, scores = decoding_sampling.greedy(
       model.step_fn, model.init_carry, max_len=max_len, constraints=rules
     )
     for row in range(2):
-      (expected,) = decoding_toys.reference_beam_search(
-        model.next_logp,
-        row,
-        vocab=vocab,
-        beam_size=1,
-        max_len=max_len,
-        num_return=1,
-        norm=decoding_toys.normalizer(0.0, 'gnmt'),
-        constraints=rules,
-      )
-      self.assertEqual(
-        seqs[row, 0].tolist(), decoding_toys.padded(expected[0], max_len)
-      )
-      np.testing.assert_allclose(scores[row, 0], expected[1], rtol=1e-5)
+      tokens, score = decoding_toys.reference_greedy(
+        model.next_logp, row, vocab=vocab, max_len=max_len,
+        norm=decoding_toys.normalizer(0.0, 'gnmt'), constraints=rules)
+      self.assertEqual(seqs[row, 0].tolist(),
+                       decoding_toys.padded(tokens, max_len))
+      np.testing.assert_allclose(scores[row, 0], score, rtol=1e-5)
 
   def test_rules_that_leave_no_word_end_the_caption(self):
     # Every word is banned and EOS too (min_len): EOS is allowed after all.
     rules = Constraints(banned_ids=(0, 1, 3, 4, 5), min_len=5)
     model = decoding_toys.table_model(3, 2, 4, 6)
-    seqs, scores = decoding_beam.greedy(
+    seqs, scores = decoding_sampling.greedy(
       model.step_fn, model.init_carry, max_len=4, constraints=rules
     )
     samples, _ = decoding_sampling.sample(

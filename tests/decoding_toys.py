@@ -304,6 +304,33 @@ def reference_beam_search(
   return sorted(best, key=lambda item: -item[1])[:num_return]
 
 
+def reference_greedy(
+  next_logp: Callable,
+  row: int,
+  *,
+  vocab: int,
+  max_len: int,
+  norm: Callable,
+  constraints: decoding_constraints.Constraints | None = None,
+) -> tuple[tuple[int, ...], float]:
+  """The textbook greedy caption of one image, plainly: the most probable
+  allowed token (EOS included) at every step until EOS or max_len.
+
+  Returns:
+    (tokens, summed log-prob / norm(length)).
+  """
+  rules = constraints or decoding_constraints.Constraints()
+  prefix, total = (), 0.0
+  while len(prefix) < max_len and (not prefix or prefix[-1] != EOS):
+    logp = next_logp(row, prefix)
+    allowed = [v for v in range(vocab)
+               if (eos_allowed(rules, prefix, vocab) if v == EOS
+                   else word_allowed(rules, prefix, v))]
+    token = max(allowed, key=lambda v: (logp[v], -v))
+    prefix, total = prefix + (token,), total + float(logp[token])
+  return prefix, total / norm(len(prefix))
+
+
 def padded(seq: tuple[int, ...], max_len: int) -> list[int]:
   """The caption as the decoders return it: PAD after EOS."""
   return list(seq) + [decoding_step.PAD_ID] * (max_len - len(seq))

@@ -1,7 +1,8 @@
 """Every decoder over a model's step function, chosen by name: greedy, beam...
 
-The decoders live in `decoding.beam` (greedy, beam and diverse beam search)
-and `decoding.sampling`; this module names them for configs and callers:
+The decoders live in `decoding.beam` (beam and diverse beam search) and
+`decoding.sampling` (greedy, the argmax caption, and sampling); this module
+names them for configs and callers:
 
   sequences, scores = decoding.decode(
       step_fn, init_carry, method='beam', beam_size=3, max_len=20)
@@ -28,7 +29,7 @@ METHODS = decoding_settings.METHODS
 
 StepFn = decoding_step.StepFn
 Constraints = decoding_constraints.Constraints
-greedy = decoding_beam.greedy
+greedy = decoding_sampling.greedy
 beam_search = decoding_beam.beam_search
 diverse_beam_search = decoding_beam.diverse_beam_search
 sample = decoding_sampling.sample

@@ -221,47 +221,6 @@ def _run(
   )
 
 
-def greedy(
-  step_fn: decoding_step.StepFn,
-  init_carry: decoding_step.Carry,
-  *,
-  max_len: int,
-  bos_id: int = decoding_step.BOS_ID,
-  eos_id: int = decoding_step.EOS_ID,
-  pad_id: int = decoding_step.PAD_ID,
-  length_penalty: float = 0.0,
-  length_norm: str = 'gnmt',
-  constraints: decoding_constraints.Constraints | None = None,
-  early_stop: bool = True,
-) -> tuple[jax.Array, jax.Array]:
-  """Greedy decoding: exactly `beam_search` with one beam.
-
-  It follows the most probable non-EOS token at each step and returns the
-  best-scoring of the captions met on the way (that path ended by EOS at some
-  step, or cut at max_len). When EOS is the most probable token this is the
-  textbook greedy caption, unless an earlier ending scored higher.
-
-  Args:
-    As `beam_search`.
-
-  Returns:
-    sequences: [batch, 1, T] int32 and scores: [batch, 1] float32.
-  """
-  return beam_search(
-    step_fn,
-    init_carry,
-    beam_size=1,
-    max_len=max_len,
-    bos_id=bos_id,
-    eos_id=eos_id,
-    pad_id=pad_id,
-    length_penalty=length_penalty,
-    length_norm=length_norm,
-    constraints=constraints,
-    early_stop=early_stop,
-  )
-
-
 def gather_beams(x: jax.Array, beam: jax.Array) -> jax.Array:
   """x[b, beam[b, j]] for every row b and new beam j.
 

@@ -32,6 +32,7 @@ class SampleSettings:
   constraints: decoding_constraints.Constraints = (
     decoding_constraints.Constraints()
   )
+  argmax: bool = False  # take the most probable allowed token (greedy)
 
   def validate(self) -> None:
     """Raises ValueError naming the bad setting."""
@@ -135,6 +136,57 @@ def sample(
   )
 
 
+def greedy(
+  step_fn: decoding_step.StepFn,
+  init_carry: decoding_step.Carry,
+  *,
+  max_len: int,
+  bos_id: int = decoding_step.BOS_ID,
+  eos_id: int = decoding_step.EOS_ID,
+  pad_id: int = decoding_step.PAD_ID,
+  length_penalty: float = 0.0,
+  length_norm: str = 'gnmt',
+  constraints: decoding_constraints.Constraints | None = None,
+  early_stop: bool = True,
+) -> tuple[jax.Array, jax.Array]:
+  """Greedy decoding: the most probable allowed token at every step, EOS
+  included, until EOS (or max_len).
+
+  This is the textbook greedy caption. A one-beam beam search is not: it
+  keeps every EOS ending met on the way and returns the best-scoring one,
+  which with no length penalty is usually a caption cut after two or three
+  words (`method='beam', beam_size=1` still gives it).
+
+  Args:
+    As `sample`; `early_stop` is accepted for the decoders' common settings
+    (the loop always ends once every caption has its EOS).
+
+  Returns:
+    sequences: [batch, 1, T] int32 and scores: [batch, 1] float32 (summed
+    log-probs over the length normaliser).
+  """
+  del early_stop
+  settings = SampleSettings(
+    num_samples=1,
+    max_len=max_len,
+    bos_id=bos_id,
+    eos_id=eos_id,
+    pad_id=pad_id,
+    length_norm=length_norm,
+    constraints=constraints or decoding_constraints.Constraints(),
+    argmax=True,
+  )
+  settings.validate()
+  return _sample_jit(
+    decoding_step.as_partial(step_fn),
+    init_carry,
+    jax.random.key(0),  # unused: nothing is drawn
+    jnp.ones([], jnp.float32),
+    jnp.asarray(length_penalty, jnp.float32),
+    settings,
+  )
+
+
 def filter_logits(
   logits: jax.Array, top_k: int = 0, top_p: float = 1.0
 ) -> jax.Array:
@@ -205,9 +257,12 @@ def _sample_impl(
     if eos_bans is not None:
       is_eos = jnp.arange(vocab) == s.eos_id
       allowed = jnp.where(is_eos & eos_bans[..., None], NEG_INF, allowed)
-    allowed = filter_logits(allowed / temperature, s.top_k, s.top_p)
-    drawn = jax.random.categorical(jax.random.fold_in(rng, step), allowed)
-    drawn = drawn.astype(jnp.int32)
+    if s.argmax:
+      drawn = jnp.argmax(allowed, axis=-1).astype(jnp.int32)
+    else:
+      allowed = filter_logits(allowed / temperature, s.top_k, s.top_p)
+      drawn = jax.random.categorical(jax.random.fold_in(rng, step), allowed)
+      drawn = drawn.astype(jnp.int32)
     logp = jnp.take_along_axis(logits, drawn[..., None], axis=-1)[..., 0]
     logp -= jax.nn.logsumexp(logits, axis=-1)
     token = jnp.where(state.done, s.pad_id, drawn)
