@@ -19,6 +19,7 @@ import ml_collections
 from capjax import losses
 from capjax.models import captioners
 from capjax.models import encoders
+from capjax.models import output_layer
 from capjax.models import precision
 
 Params = Any
@@ -155,15 +156,28 @@ class Captioner:
     )
     rngs = {'dropout': dropout_rng} if train and dropout_rng is not None else {}
 
-    def head(decoder_params, rows):
-      return self.decoder.apply(
+    def head_nll_sum(decoder_params, rows, row_targets, row_weights):
+      if hasattr(self.decoder, 'head_inputs'):
+        # The output layer fused with the loss (`output_layer.nll`).
+        x = self.decoder.apply(
+            {'params': decoder_params}, rows, train=train, rngs=rngs,
+            method='head_inputs',
+        )
+        layer = decoder_params['output']
+        nll = output_layer.nll(
+            x.reshape(-1, x.shape[-1]), layer['kernel'], layer['bias'],
+            row_targets.reshape(-1), precision.compute_dtype(
+                getattr(self.decoder, 'dtype', 'float32')),
+        )
+        return jnp.sum(nll * row_weights.reshape(-1))
+      logits = self.decoder.apply(
           {'params': decoder_params}, rows, train=train, rngs=rngs,
           method='head',
       )
+      return losses.cross_entropy(logits, row_targets, row_weights)[0]
 
     def padded(decoder_params, outputs):
-      logits = head(decoder_params, outputs)
-      return losses.cross_entropy(logits, targets, weights)[0]
+      return head_nll_sum(decoder_params, outputs, targets, weights)
 
     positions = weights.size
     capacity = losses.output_capacity(positions, self.output_capacity)
@@ -177,8 +191,8 @@ class Captioner:
       rows = jax.tree.map(
           lambda x: x[example, step if x.shape[1] > 1 else 0], outputs
       )
-      return losses.cross_entropy_rows(
-          head(decoder_params, rows), targets.reshape(-1)[index], row_weights
+      return head_nll_sum(
+          decoder_params, rows, targets.reshape(-1)[index], row_weights
       )
 
     nll_sum = losses.switch_loss(

@@ -53,8 +53,11 @@ class ShowTell(nn.Module):
 
   def head(self, outputs: dict, *, train: bool) -> jax.Array:
     """outputs {'hidden': [..., hidden]} -> logits [..., vocab]."""
-    hidden = self.drop(outputs['hidden'], deterministic=not train)
-    return base.rows(self.output, hidden)
+    return base.rows(self.output, self.head_inputs(outputs, train=train))
+
+  def head_inputs(self, outputs: dict, *, train: bool) -> jax.Array:
+    """What the output layer `output` reads: [..., hidden]."""
+    return self.drop(outputs['hidden'], deterministic=not train)
 
   def outputs(
       self,
@@ -127,6 +130,10 @@ class Merge(nn.Module):
     self.output = precision.dense(self.vocab_size, self.dtype)
 
   def _merge_and_predict(self, hidden, image, *, train: bool):
+    return base.rows(self.output, self._merged(hidden, image, train=train))
+
+  def _merged(self, hidden, image, *, train: bool):
+    """The input of the output layer: [..., hidden_dim]."""
     if self.merge == 'add':
       merged = hidden + image
     else:
@@ -134,8 +141,7 @@ class Merge(nn.Module):
           [hidden, jnp.broadcast_to(image, hidden.shape)], -1
       )
     merged = base.rows(self.merged, self.drop(merged, deterministic=not train))
-    merged = self.drop(nn.relu(merged), deterministic=not train)
-    return base.rows(self.output, merged)
+    return self.drop(nn.relu(merged), deterministic=not train)
 
   def __call__(
       self,
@@ -162,6 +168,10 @@ class Merge(nn.Module):
     return self._merge_and_predict(
         outputs['hidden'], outputs['image'], train=train
     )
+
+  def head_inputs(self, outputs: dict, *, train: bool) -> jax.Array:
+    """What the output layer `output` reads: [..., hidden_dim]."""
+    return self._merged(outputs['hidden'], outputs['image'], train=train)
 
   def outputs(
       self,

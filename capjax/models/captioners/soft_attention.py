@@ -116,12 +116,18 @@ class SoftAttention(nn.Module):
     )
 
   def _deep_output(self, words, hidden, context, *, train: bool):
+    return base.rows(
+        self.output, self._deep_inputs(words, hidden, context, train=train)
+    )
+
+  def _deep_inputs(self, words, hidden, context, *, train: bool):
+    """The input of the output layer: [..., embed_dim]."""
     out = (
         words
         + base.rows(self.out_hidden, hidden)
         + base.rows(self.out_context, context)
     )
-    return base.rows(self.output, self.drop(out, deterministic=not train))
+    return self.drop(out, deterministic=not train)
 
   def __call__(
       self,
@@ -151,8 +157,12 @@ class SoftAttention(nn.Module):
 
   def head(self, outputs: dict, *, train: bool) -> jax.Array:
     """Deep output: {'words', 'hidden', 'context'} [..., *] -> [..., vocab]."""
+    return base.rows(self.output, self.head_inputs(outputs, train=train))
+
+  def head_inputs(self, outputs: dict, *, train: bool) -> jax.Array:
+    """What the output layer `output` reads: [..., embed_dim]."""
     hidden = self.drop(outputs['hidden'], deterministic=not train)
-    return self._deep_output(
+    return self._deep_inputs(
         outputs['words'], hidden, outputs['context'], train=train
     )
 
