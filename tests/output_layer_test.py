@@ -1,5 +1,7 @@
 """The fused output layer + cross-entropy against the plain Dense + softmax."""
 
+import re
+
 from absl.testing import absltest
 from absl.testing import parameterized
 import jax
@@ -7,6 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from capjax import losses
+from capjax import parallel
 from capjax.benchmarks import bench_model
 from capjax.models import captioning
 from capjax.models import output_layer
@@ -117,6 +120,41 @@ class CaptionerLossTest(parameterized.TestCase):
     want, want_grads = jax.jit(jax.value_and_grad(plain))(params)
     np.testing.assert_allclose(got, want, rtol=1e-5)
     self.assertLess(_relative_error(got_grads, want_grads), 1e-5)
+
+
+class ShardedPaddingFreeTest(absltest.TestCase):
+
+  def test_each_device_computes_the_rows_of_its_own_examples(self):
+    # The jit train step of the train loop (batch sharded over the 8 test
+    # devices, state replicated): the padding-free output layer computes
+    # capacity / 8 rows per device, and its loss is the padded one.
+    mesh = parallel.make_mesh(0)
+    self.assertEqual(mesh.size, 8)
+    replicated = parallel.replicated_sharding(mesh)
+    losses_of = {}
+    for share in (0.0, 0.5):
+      size = bench_model.ModelSize(batch=16, max_len=8, vocab=VOCAB,
+                                   hidden=8, embed=8, feature_dim=4,
+                                   output_capacity=share)
+      setup = bench_model.train_setup(size)
+      self.assertEqual(setup.model.output_groups, 8)
+      tokens = np.asarray(setup.batch['tokens']).copy()
+      tokens[:, 5:] = 0  # 4 real targets per caption: 8 per device
+      batch = dict(setup.batch, tokens=tokens)
+      step = jax.jit(
+          setup.step_fn,
+          in_shardings=(replicated, parallel.data_sharding(mesh), replicated),
+          out_shardings=(replicated, replicated),
+      )
+      compiled = step.lower(setup.state, batch, setup.rng).compile()
+      metrics = compiled(setup.state, batch, setup.rng)[1]
+      losses_of[share] = float(metrics['loss'])
+    capacity = 8 * losses.output_capacity(16 * 8 // 8, 0.5)
+    self.assertEqual(capacity, 64)  # half of the 128 positions, 8 a device
+    rows = re.findall(rf'f32\[(\d+),{VOCAB}\]', compiled.as_text())
+    self.assertIn('8', rows)  # the padding-free branch: 8 rows a device
+    self.assertNotIn('64', rows)  # no device computes every device's rows
+    np.testing.assert_allclose(losses_of[0.5], losses_of[0.0], rtol=1e-5)
 
 
 if __name__ == '__main__':

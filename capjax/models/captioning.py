@@ -9,6 +9,7 @@ whatever `model.dtype` computes in.
 """
 
 import dataclasses
+import math
 from typing import Any
 
 from flax import linen as nn
@@ -39,12 +40,16 @@ class Captioner:
       that cannot see, to measure how much the image matters).
     output_capacity: share of a batch's positions the output layer of
       `nll_sums` computes (0 = all; see `losses.output_capacity`).
+    output_groups: blocks of examples that pick their padding-free rows
+      apart: the data-parallel devices a batch is sharded over, so that each
+      computes the rows of its own examples (`losses.real_positions`).
   """
 
   encoder: encoders.Encoder
   decoder: nn.Module
   blind: bool = False
   output_capacity: float = 0.0
+  output_groups: int = 1
 
   def init(self, rng: jax.Array, images: jax.Array, tokens: jax.Array):
     """images: [batch, ...]; tokens: [batch, time] int32 -> params."""
@@ -180,19 +185,27 @@ class Captioner:
       return head_nll_sum(decoder_params, outputs, targets, weights)
 
     positions = weights.size
-    capacity = losses.output_capacity(positions, self.output_capacity)
-    if capacity == positions:
+    groups = math.gcd(max(self.output_groups, 1), weights.shape[0])
+    capacity = groups * losses.output_capacity(
+        positions // groups, self.output_capacity)
+    if capacity >= positions:
       return padded(params['decoder'], outputs), jnp.sum(weights), intermediates
-    index, row_weights, fits = losses.real_positions(weights, capacity)
-    example, step = jnp.divmod(index, weights.shape[1])
+    index, row_weights, fits = losses.real_positions(weights, capacity, groups)
+    example, step = jnp.divmod(index, weights.shape[1])  # within each group
+
+    def gather(x):
+      """[batch, time or 1, ...] -> [capacity, ...], group by group."""
+      x = x.reshape((groups, -1) + x.shape[1:])
+      # A leaf with a unit time axis (e.g. a merge image) is per example.
+      at = (example, step if x.shape[2] > 1 else jnp.zeros_like(step))
+      rows = jax.vmap(lambda block, e, s: block[e, s])(x, *at)
+      return rows.reshape((-1,) + rows.shape[2:])
 
     def padding_free(decoder_params, outputs):
-      # A leaf with a unit time axis (e.g. a merge image) is per example.
-      rows = jax.tree.map(
-          lambda x: x[example, step if x.shape[1] > 1 else 0], outputs
-      )
+      rows = jax.tree.map(gather, outputs)
       return head_nll_sum(
-          decoder_params, rows, targets.reshape(-1)[index], row_weights
+          decoder_params, rows, gather(targets[..., None])[:, 0],
+          row_weights.reshape(-1),
       )
 
     nll_sum = losses.switch_loss(
@@ -280,4 +293,13 @@ def create(config: ml_collections.ConfigDict, vocab_size: int) -> Captioner:
       decoder=decoder_class(**kwargs),
       blind=model_config.blind,
       output_capacity=model_config.get('output_capacity', 0.0),
+      output_groups=data_parallel_devices(config),
   )
+
+
+def data_parallel_devices(config: ml_collections.ConfigDict) -> int:
+  """The devices a jit train step shards each batch over (1 under pmap)."""
+  parallel = config.get('parallel', None)
+  if parallel is None or parallel.get('mode', 'jit') != 'jit':
+    return 1
+  return parallel.get('num_devices', 0) or jax.device_count()
