@@ -7,7 +7,8 @@ count).
 
 The padding-free output layer (`real_positions`, `cross_entropy_rows`)
 computes logits only at the real tokens of a batch: a static number of rows
-(`output_capacity`), so that nothing recompiles per batch.
+(`output_capacity`), so that nothing recompiles per batch, picked per
+data-parallel device so that a sharded step keeps them on their device.
 """
 
 import math

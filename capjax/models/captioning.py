@@ -133,7 +133,13 @@ class Captioner:
     only. If a batch has more real positions than rows, that batch takes the
     padded path instead (a `lax.cond`: same value, no position is ever
     dropped, nothing recompiles). With `output_capacity` 0 only the padded
-    path is built.
+    path is built. The rows are picked per block of `output_groups`
+    consecutive examples (one block per data-parallel device), so a sharded
+    step computes only its own examples' rows on each device.
+
+    Captioners with a `head_inputs` method (the input of their Dense layer
+    `output`) train through `output_layer.nll`, the output layer fused with
+    the loss; the others through their logits and `losses.cross_entropy`.
 
     Args:
       params: model parameters.
@@ -208,8 +214,16 @@ class Captioner:
           row_weights.reshape(-1),
       )
 
+    # Only the head's parameters go through the switch: it returns the
+    # gradients of what it is given, zeros for the parameters the head does
+    # not use (most of the model) written and scaled every step otherwise.
+    decoder_params = params['decoder']
+    names = getattr(self.decoder, 'HEAD_PARAMS', None)
+    if names is not None:
+      decoder_params = {k: decoder_params[k] for k in names
+                        if k in decoder_params}
     nll_sum = losses.switch_loss(
-        fits, padding_free, padded, params['decoder'], outputs
+        fits, padding_free, padded, decoder_params, outputs
     )
     return nll_sum, jnp.sum(weights), intermediates
 

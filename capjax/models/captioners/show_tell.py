@@ -15,6 +15,9 @@ class ShowTell(nn.Module):
   The image is fed once, before BOS; the state after it starts the caption.
   """
 
+  # What `head_inputs` and the output layer use (`Captioner.nll_sums`).
+  HEAD_PARAMS = ('output',)
+
   vocab_size: int
   embed_dim: int = 256
   hidden_dim: int = 512
@@ -103,6 +106,8 @@ class Merge(nn.Module):
   projected image is added to (or concatenated with) the RNN output, then a
   ReLU layer and the output layer.
   """
+
+  HEAD_PARAMS = ('merged', 'output')  # what `head_inputs` and `output` use
 
   vocab_size: int
   embed_dim: int = 256

@@ -80,6 +80,9 @@ class AttentionStep(nn.Module):
 class SoftAttention(nn.Module):
   """Show-Attend-and-Tell soft attention captioner."""
 
+  # What `head_inputs` and the output layer use (the deep output).
+  HEAD_PARAMS = ('out_hidden', 'out_context', 'output')
+
   vocab_size: int
   embed_dim: int = 256
   hidden_dim: int = 512
