@@ -8,8 +8,10 @@ pass), writes `softmax - onehot` in float32 and then again in the compute
 dtype for the gradient matmuls, and sums it over the rows for the bias
 gradient (a third pass); here:
 
-- the bias is added inside the two reductions of the log-sum-exp and inside
-  the backward pass's exponential, never written as an array;
+- the backward pass's exponential adds the bias itself, so the biased
+  logits are written once (XLA CPU still writes them in the forward pass:
+  its YNNPACK reductions of the log-sum-exp do not fuse the add) and never
+  kept for the backward pass;
 - `softmax - onehot` is written once, directly in the compute dtype of the
   gradient matmuls (bfloat16 under `model.dtype='bfloat16'`);
 - the bias gradient comes out of the kernel-gradient matmul: x^T gets a row
