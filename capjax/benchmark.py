@@ -15,6 +15,7 @@ r"""Benchmarks: `python -m capjax.benchmark WHAT [--flags] [--json]`.
   python -m capjax.benchmark train_step --dtype=bfloat16 --output_capacity=0,0.8
   python -m capjax.benchmark dtypes                   # matmul rate per dtype
   python -m capjax.benchmark finetune_step --arch=vgg16 --batch=8
+  python -m capjax.benchmark train_parts --dtype=float32,bfloat16  # by part
 
 WHAT names a module of `capjax.benchmarks` in `BENCHMARKS`; its
 `run(config) -> list[dict]` returns one record per measurement. They are
@@ -43,6 +44,7 @@ from capjax.benchmarks import matmul_rate
 # WHAT -> module in capjax.benchmarks with `run(config) -> list[dict]`.
 BENCHMARKS = {
     'train_step': 'capjax.benchmarks.train_step',
+    'train_parts': 'capjax.benchmarks.train_parts',
     'decode': 'capjax.benchmarks.decode',
     'compile': 'capjax.benchmarks.compile',
     'input': 'capjax.benchmarks.input',

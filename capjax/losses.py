@@ -7,7 +7,8 @@ count).
 
 The padding-free output layer (`real_positions`, `cross_entropy_rows`)
 computes logits only at the real tokens of a batch: a static number of rows
-(`output_capacity`), so that nothing recompiles per batch.
+(`output_capacity`), so that nothing recompiles per batch, picked per
+data-parallel device so that a sharded step keeps them on their device.
 """
 
 import math
@@ -119,26 +120,45 @@ def output_capacity(positions: int, share: float) -> int:
 
 
 def real_positions(
-    weights: jax.Array, capacity: int
+    weights: jax.Array, capacity: int, groups: int = 1
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
-  """The first `capacity` positions of nonzero weight, in order.
+  """The first `capacity / groups` positions of nonzero weight of each group.
+
+  The examples (rows of `weights`) are cut into `groups` equal consecutive
+  blocks, and each block picks its own real positions, in order. With the
+  batch sharded over `groups` devices, each device then picks among its own
+  examples and its rows stay on it (one global pick would gather every
+  device's hidden states onto every device, and each would compute all the
+  rows).
 
   Args:
-    weights: [batch, time] float32 (0 on padding).
-    capacity: static number of rows to return.
+    weights: [batch, time] float32 (0 on padding); batch divisible by groups.
+    capacity: static number of rows to return, divisible by `groups`.
+    groups: blocks of examples that pick their rows apart.
 
   Returns:
-    `(index [capacity] int32` into the flattened [batch * time] positions
-    (0 where unused), `row_weights [capacity] float32` (0 where unused),
-    `fits [] bool`: whether every real position got a row; when it is False
-    some were left out and the caller must not use these rows).
+    `(index [groups, capacity / groups] int32` into each block's flattened
+    [batch / groups * time] positions (0 where unused), `row_weights` of the
+    same shape, float32 (0 where unused), `fits [] bool`: whether every real
+    position got a row; when it is False some were left out and the caller
+    must not use these rows).
   """
-  flat = weights.reshape(-1)
-  real = flat != 0
-  (index,) = jnp.nonzero(real, size=capacity, fill_value=0)
-  used = jnp.arange(capacity) < jnp.sum(real)
-  row_weights = jnp.where(used, flat[index], 0.0)
-  return index.astype(jnp.int32), row_weights, jnp.sum(real) <= capacity
+  if weights.shape[0] % groups or capacity % groups:
+    raise ValueError(
+        f'{groups} groups must divide the batch ({weights.shape[0]}) and the '
+        f'capacity ({capacity}).')
+  blocks = weights.reshape(groups, -1)
+  real = blocks != 0
+  per_group = capacity // groups
+
+  def pick(block_real):
+    return jnp.nonzero(block_real, size=per_group, fill_value=0)[0]
+
+  index = jax.vmap(pick)(real).astype(jnp.int32)
+  counts = jnp.sum(real, axis=1)
+  used = jnp.arange(per_group) < counts[:, None]
+  row_weights = jnp.where(used, jnp.take_along_axis(blocks, index, 1), 0.0)
+  return index, row_weights, jnp.all(counts <= per_group)
 
 
 def cross_entropy_rows(

@@ -316,10 +316,17 @@ class PaddingFreeTest(parameterized.TestCase):
   def test_real_positions_in_order_with_their_weights(self):
     weights = jnp.array([[1.0, 1.0, 0.0], [0.5, 0.0, 0.0]])
     index, row_weights, fits = losses.real_positions(weights, 4)
-    np.testing.assert_array_equal(index, [0, 1, 3, 0])
-    np.testing.assert_array_equal(row_weights, [1.0, 1.0, 0.5, 0.0])
+    np.testing.assert_array_equal(index, [[0, 1, 3, 0]])
+    np.testing.assert_array_equal(row_weights, [[1.0, 1.0, 0.5, 0.0]])
     self.assertTrue(bool(fits))
     self.assertFalse(bool(losses.real_positions(weights, 2)[2]))
+    # Two groups (one example each) pick their own positions, 2 rows each.
+    index, row_weights, fits = losses.real_positions(weights, 4, groups=2)
+    np.testing.assert_array_equal(index, [[0, 1], [0, 0]])
+    np.testing.assert_array_equal(row_weights, [[1.0, 1.0], [0.5, 0.0]])
+    self.assertTrue(bool(fits))
+    self.assertFalse(bool(losses.real_positions(
+        weights.at[1, 1:].set(1.0), 4, groups=2)[2]))
 
 
 class BenchmarkDtypeTest(absltest.TestCase):

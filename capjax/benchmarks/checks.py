@@ -7,7 +7,7 @@ from capjax.benchmarks import finetune_step
 from capjax.benchmarks import retrieval
 from capjax.benchmarks import train_step
 
-MODEL_BENCHMARKS = ('train_step', 'decode', 'compile')
+MODEL_BENCHMARKS = ('train_step', 'train_parts', 'decode', 'compile')
 
 
 def check_config(what: str, config: dict) -> None:

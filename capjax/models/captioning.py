@@ -18,6 +18,7 @@ statistics are never computed or updated.
 """
 
 import dataclasses
+import math
 from typing import Any
 
 from flax import linen as nn
@@ -28,6 +29,7 @@ import ml_collections
 from capjax import losses
 from capjax.models import captioners
 from capjax.models import encoders
+from capjax.models import output_layer
 from capjax.models import precision
 from capjax.models.encoders import checkpoint
 
@@ -52,6 +54,9 @@ class Captioner:
     encoder_weights: an encoder checkpoint directory to start from ('' =
       random init).
     encoder_sha256: the fingerprint of those weights in the run's meta.
+    output_groups: blocks of examples that pick their padding-free rows
+      apart: the data-parallel devices a batch is sharded over, so that each
+      computes the rows of its own examples (`losses.real_positions`).
   """
 
   encoder: encoders.Encoder
@@ -61,6 +66,7 @@ class Captioner:
   frozen_encoder: bool = False
   encoder_weights: str = ''
   encoder_sha256: str = ''
+  output_groups: int = 1
 
   def init(self, rng: jax.Array, images: jax.Array, tokens: jax.Array):
     """images: [batch, ...]; tokens: [batch, time] int32 -> params.
@@ -200,7 +206,13 @@ class Captioner:
     only. If a batch has more real positions than rows, that batch takes the
     padded path instead (a `lax.cond`: same value, no position is ever
     dropped, nothing recompiles). With `output_capacity` 0 only the padded
-    path is built.
+    path is built. The rows are picked per block of `output_groups`
+    consecutive examples (one block per data-parallel device), so a sharded
+    step computes only its own examples' rows on each device.
+
+    Captioners with a `head_inputs` method (the input of their Dense layer
+    `output`) train through `output_layer.nll`, the output layer fused with
+    the loss; the others through their logits and `losses.cross_entropy`.
 
     Args:
       params: model parameters.
@@ -228,34 +240,63 @@ class Captioner:
     )
     rngs = {'dropout': dropout_rng} if train and dropout_rng is not None else {}
 
-    def head(decoder_params, rows):
-      return self.decoder.apply(
+    def head_nll_sum(decoder_params, rows, row_targets, row_weights):
+      if hasattr(self.decoder, 'head_inputs'):
+        # The output layer fused with the loss (`output_layer.nll`).
+        x = self.decoder.apply(
+            {'params': decoder_params}, rows, train=train, rngs=rngs,
+            method='head_inputs',
+        )
+        layer = decoder_params['output']
+        nll = output_layer.nll(
+            x.reshape(-1, x.shape[-1]), layer['kernel'], layer['bias'],
+            row_targets.reshape(-1), precision.compute_dtype(
+                getattr(self.decoder, 'dtype', 'float32')),
+        )
+        return jnp.sum(nll * row_weights.reshape(-1))
+      logits = self.decoder.apply(
           {'params': decoder_params}, rows, train=train, rngs=rngs,
           method='head',
       )
+      return losses.cross_entropy(logits, row_targets, row_weights)[0]
 
     def padded(decoder_params, outputs):
-      logits = head(decoder_params, outputs)
-      return losses.cross_entropy(logits, targets, weights)[0]
+      return head_nll_sum(decoder_params, outputs, targets, weights)
 
     positions = weights.size
-    capacity = losses.output_capacity(positions, self.output_capacity)
-    if capacity == positions:
+    groups = math.gcd(max(self.output_groups, 1), weights.shape[0])
+    capacity = groups * losses.output_capacity(
+        positions // groups, self.output_capacity)
+    if capacity >= positions:
       return padded(params['decoder'], outputs), jnp.sum(weights), intermediates
-    index, row_weights, fits = losses.real_positions(weights, capacity)
-    example, step = jnp.divmod(index, weights.shape[1])
+    index, row_weights, fits = losses.real_positions(weights, capacity, groups)
+    example, step = jnp.divmod(index, weights.shape[1])  # within each group
+
+    def gather(x):
+      """[batch, time or 1, ...] -> [capacity, ...], group by group."""
+      x = x.reshape((groups, -1) + x.shape[1:])
+      # A leaf with a unit time axis (e.g. a merge image) is per example.
+      at = (example, step if x.shape[2] > 1 else jnp.zeros_like(step))
+      rows = jax.vmap(lambda block, e, s: block[e, s])(x, *at)
+      return rows.reshape((-1,) + rows.shape[2:])
 
     def padding_free(decoder_params, outputs):
-      # A leaf with a unit time axis (e.g. a merge image) is per example.
-      rows = jax.tree.map(
-          lambda x: x[example, step if x.shape[1] > 1 else 0], outputs
-      )
-      return losses.cross_entropy_rows(
-          head(decoder_params, rows), targets.reshape(-1)[index], row_weights
+      rows = jax.tree.map(gather, outputs)
+      return head_nll_sum(
+          decoder_params, rows, gather(targets[..., None])[:, 0],
+          row_weights.reshape(-1),
       )
 
+    # Only the head's parameters go through the switch: it returns the
+    # gradients of what it is given, zeros for the parameters the head does
+    # not use (most of the model) written and scaled every step otherwise.
+    decoder_params = params['decoder']
+    names = getattr(self.decoder, 'HEAD_PARAMS', None)
+    if names is not None:
+      decoder_params = {k: decoder_params[k] for k in names
+                        if k in decoder_params}
     nll_sum = losses.switch_loss(
-        fits, padding_free, padded, params['decoder'], outputs
+        fits, padding_free, padded, decoder_params, outputs
     )
     return nll_sum, jnp.sum(weights), intermediates
 
@@ -380,4 +421,13 @@ def create(config: ml_collections.ConfigDict, vocab_size: int,
       blind=model_config.blind,
       output_capacity=model_config.get('output_capacity', 0.0),
       **_encoder_settings(model_config, encoder_weights),
+      output_groups=data_parallel_devices(config),
   )
+
+
+def data_parallel_devices(config: ml_collections.ConfigDict) -> int:
+  """The devices a jit train step shards each batch over (1 under pmap)."""
+  parallel = config.get('parallel', None)
+  if parallel is None or parallel.get('mode', 'jit') != 'jit':
+    return 1
+  return parallel.get('num_devices', 0) or jax.device_count()

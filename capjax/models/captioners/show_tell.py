@@ -16,6 +16,8 @@ class ShowTell(nn.Module):
   """
 
   WORD_EMBEDDING = 'embed'  # its word lookup (model.embedding_init)
+  # What `head_inputs` and the output layer use (`Captioner.nll_sums`).
+  HEAD_PARAMS = ('output',)
 
   vocab_size: int
   embed_dim: int = 256
@@ -55,8 +57,11 @@ class ShowTell(nn.Module):
 
   def head(self, outputs: dict, *, train: bool) -> jax.Array:
     """outputs {'hidden': [..., hidden]} -> logits [..., vocab]."""
-    hidden = self.drop(outputs['hidden'], deterministic=not train)
-    return base.rows(self.output, hidden)
+    return base.rows(self.output, self.head_inputs(outputs, train=train))
+
+  def head_inputs(self, outputs: dict, *, train: bool) -> jax.Array:
+    """What the output layer `output` reads: [..., hidden]."""
+    return self.drop(outputs['hidden'], deterministic=not train)
 
   def outputs(
       self,
@@ -104,6 +109,7 @@ class Merge(nn.Module):
   """
 
   WORD_EMBEDDING = 'embed'  # its word lookup (model.embedding_init)
+  HEAD_PARAMS = ('merged', 'output')  # what `head_inputs` and `output` use
 
   vocab_size: int
   embed_dim: int = 256
@@ -131,6 +137,10 @@ class Merge(nn.Module):
     self.output = precision.dense(self.vocab_size, self.dtype)
 
   def _merge_and_predict(self, hidden, image, *, train: bool):
+    return base.rows(self.output, self._merged(hidden, image, train=train))
+
+  def _merged(self, hidden, image, *, train: bool):
+    """The input of the output layer: [..., hidden_dim]."""
     if self.merge == 'add':
       merged = hidden + image
     else:
@@ -138,8 +148,7 @@ class Merge(nn.Module):
           [hidden, jnp.broadcast_to(image, hidden.shape)], -1
       )
     merged = base.rows(self.merged, self.drop(merged, deterministic=not train))
-    merged = self.drop(nn.relu(merged), deterministic=not train)
-    return base.rows(self.output, merged)
+    return self.drop(nn.relu(merged), deterministic=not train)
 
   def __call__(
       self,
@@ -166,6 +175,10 @@ class Merge(nn.Module):
     return self._merge_and_predict(
         outputs['hidden'], outputs['image'], train=train
     )
+
+  def head_inputs(self, outputs: dict, *, train: bool) -> jax.Array:
+    """What the output layer `output` reads: [..., hidden_dim]."""
+    return self._merged(outputs['hidden'], outputs['image'], train=train)
 
   def outputs(
       self,

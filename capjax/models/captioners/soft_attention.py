@@ -81,6 +81,8 @@ class SoftAttention(nn.Module):
   """Show-Attend-and-Tell soft attention captioner."""
 
   WORD_EMBEDDING = 'embed'  # its word lookup (model.embedding_init)
+  # What `head_inputs` and the output layer use (the deep output).
+  HEAD_PARAMS = ('out_hidden', 'out_context', 'output')
 
   vocab_size: int
   embed_dim: int = 256
@@ -118,12 +120,18 @@ class SoftAttention(nn.Module):
     )
 
   def _deep_output(self, words, hidden, context, *, train: bool):
+    return base.rows(
+        self.output, self._deep_inputs(words, hidden, context, train=train)
+    )
+
+  def _deep_inputs(self, words, hidden, context, *, train: bool):
+    """The input of the output layer: [..., embed_dim]."""
     out = (
         words
         + base.rows(self.out_hidden, hidden)
         + base.rows(self.out_context, context)
     )
-    return base.rows(self.output, self.drop(out, deterministic=not train))
+    return self.drop(out, deterministic=not train)
 
   def __call__(
       self,
@@ -153,8 +161,12 @@ class SoftAttention(nn.Module):
 
   def head(self, outputs: dict, *, train: bool) -> jax.Array:
     """Deep output: {'words', 'hidden', 'context'} [..., *] -> [..., vocab]."""
+    return base.rows(self.output, self.head_inputs(outputs, train=train))
+
+  def head_inputs(self, outputs: dict, *, train: bool) -> jax.Array:
+    """What the output layer `output` reads: [..., embed_dim]."""
     hidden = self.drop(outputs['hidden'], deterministic=not train)
-    return self._deep_output(
+    return self._deep_inputs(
         outputs['words'], hidden, outputs['context'], train=train
     )
 
