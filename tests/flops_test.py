@@ -163,8 +163,10 @@ def _backward_count(b, t, v, h, e, f, g):
   """Backward matmul FLOPs of the same (custom VJP of cells.py)."""
   steps = t + 1
   return (
-      # output: dW = [H, BT] x [BT, V] and dH = [BT, V] x [V, H]
-      2 * (2 * (b * t) * h * v)
+      # output (the fused output layer of models/output_layer.py): dW and
+      # the bias gradient in one [H + 1, BT] x [BT, V] (a row of ones
+      # appended), and dH = [BT, V] x [V, H]
+      2 * (b * t) * (h + 1) * v + 2 * (b * t) * h * v
       + steps * 2 * b * g * h  # per reversed step: dgates [B, G] x W_hh^T
       + 2 * h * (steps * b) * g  # dW_hh once: einsum over (t, b)
       + 2 * (2 * (b * steps) * e * g)  # input projection: dW and dinputs

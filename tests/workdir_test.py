@@ -40,6 +40,8 @@ class TrainedWorkdirTest(absltest.TestCase):
     os.makedirs(images)
     source = pipeline.open_split(config.dataset, 'test')
     cls.image_paths = []
+    # TFDS shuffles a split's examples: example i is not image 2_000_000 + i.
+    cls.image_ids = [int(i) for i in source.image_ids[:3]]
     for i in range(3):
       path = os.path.join(images, f'image{i}.png')
       Image.fromarray(source.image(i)).save(path)
@@ -77,15 +79,16 @@ class TrainedWorkdirTest(absltest.TestCase):
     captions = inference.caption_files(self.workdir, self.image_paths)
     # The files are the first test images: decoding them from disk gives the
     # captions the evaluation gave.
-    self.assertEqual(captions, [self.captions[2_000_000 + i] for i in range(3)])
+    self.assertEqual(captions, [self.captions[i] for i in self.image_ids])
 
   def test_caption_command_prints_one_line_per_image(self):
     result = self._run('capjax.caption', f'--workdir={self.workdir}',
                        *self.image_paths)
     self.assertEqual(result.returncode, 0, result.stderr[-2000:])
     lines = result.stdout.rstrip('\n').split('\n')
-    self.assertEqual(lines, [f'{path}\t{self.captions[2_000_000 + i]}'
-                             for i, path in enumerate(self.image_paths)])
+    self.assertEqual(lines, [f'{path}\t{self.captions[i]}'
+                             for i, path in zip(self.image_ids,
+                                                self.image_paths)])
 
   def test_unreadable_image_is_a_one_line_error(self):
     bad = os.path.join(self.root, 'broken.jpg')
