@@ -24,6 +24,7 @@ from capjax.models.encoders import small_cnn
 from capjax.tasks import captioning
 from configs.captioning import flickr8k_features as captioning_features
 from configs.features import flickr8k_inception_v3 as configs_features
+from configs.retrieval import flickr8k as retrieval_flickr8k
 
 SIZE = 32
 FIELDS = {'channels': [4, 8], 'strides': [2, 2], 'global_dim': 6}
@@ -271,6 +272,11 @@ class FeatureConfigsTest(absltest.TestCase):
         'runs/flickr8k_vgg16/features')
     with self.assertRaisesRegex(ValueError, 'features'):
       captioning_features.get_config('features=alexnet')
+    retrieval_vgg = retrieval_flickr8k.get_config(
+        'tiny,model=bilstm,features=runs/vgg16/features')
+    self.assertEqual(retrieval_vgg.dataset.features, 'runs/vgg16/features')
+    self.assertEqual(retrieval_vgg.model.encoder.name, 'identity')
+    self.assertEqual(retrieval_vgg.retrieval.text_encoder, 'bilstm')
 
 
 if __name__ == '__main__':

@@ -12,10 +12,16 @@ image side until pretrained features (the "real photographs" issue) can be
 plugged in through the identity encoder.
 
 Variants after a colon, as in configs/retrieval/shapes.py: `tiny`,
-`model=alignment|lstm|bilstm|multi_bilstm`, `loss=xent|hinge|hardest`.
+`model=alignment|lstm|bilstm|multi_bilstm`, `loss=xent|hinge|hardest`, and
+`features=DIR`: the BiLSTM paper's setup on precomputed VGG-16 fc7
+features (a folder from `python -m capjax.extract_features
+--config=configs/features/flickr8k_vgg16.py --workdir=RUN`, i.e.
+RUN/features) read by the identity encoder instead of pixels.
 """
 
 import os
+
+import ml_collections
 
 from capjax import config_base
 from configs.retrieval import shapes
@@ -27,8 +33,11 @@ SHARED_FLICKR = os.path.join(ROOT, '..', 'shared', 'data', 'flickr8k_1k')
 
 def get_config(arg=None):
   """The Flickr8k retrieval config; `arg` as in configs/retrieval/shapes.py."""
-  c = shapes.get_config(arg)
-  tiny = 'tiny' in config_base.parse_arg(arg)[0]
+  flags, values = config_base.parse_arg(arg)
+  features = values.pop('features', '')
+  c = shapes.get_config(','.join(
+      sorted(flags) + [f'{k}={v}' for k, v in values.items()]))
+  tiny = 'tiny' in flags
   c.dataset.name = 'flickr8k'
   c.dataset.builder_config = 'default'
   c.dataset.manual_dir = os.path.normpath(SHARED_FLICKR)
@@ -39,4 +48,7 @@ def get_config(arg=None):
   c.model.encoder.strides = (4, 4) if tiny else (2, 2, 2, 2)
   c.train.num_steps = 6 if tiny else 300
   c.eval.batch_size = 16 if tiny else 25  # 125 test images
+  if features:
+    c.dataset.features = features
+    c.model.encoder = ml_collections.ConfigDict({'name': 'identity'})
   return c
