@@ -82,6 +82,11 @@ class KnownAnswerTest(parameterized.TestCase):
       ('West 25 1/2 st.', ['west', '25\u00a01/2', 'st.']),
       ('A cat next to a t.v.', ['a', 'cat', 'next', 'to', 'a', 't.v.']),
       ('etc.', ['etc.']),
+      # A number may start with ':' as with '.' or ',' (the jar's outputs).
+      ('at :30:15.', ['at', ':30:15']),
+      ('x:7', ['x', ':7']),
+      ('12:30 pm', ['12:30', 'pm']),
+      ('a: 7', ['a', '7']),
       ('', []),
   )
   def test_tokenize(self, text, expected):

@@ -117,7 +117,7 @@ _L = rf'(?:[^\W\d_{_NOT_WORD}]|[{_EXTRA_LETTERS}])'
 _LD = rf'(?:{_L}|\d)'  # a word's letter or a digit
 # A letter or a digit of the jar's other rules (no extra letters).
 _A = rf'[^\W_{_NOT_WORD}]'
-_NUM = r'(?:\d*(?:[.,]\d+)+|\d+(?:[.:,]\d+)*)'
+_NUM = r'(?:\d*(?:[.:,]\d+)+|\d+(?:[.:,]\d+)*)'
 _CLITIC = r'(?:[msdMSD]|[rR][eE]|[vV][eE]|[lL][lL])'
 # The lexer's token classes (regex, kind); the longest match wins and ties
 # go to the earlier entry, as in JFlex. Lookaheads after clitics and some
