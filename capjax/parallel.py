@@ -10,11 +10,13 @@ cross-device sums.
 """
 
 import os
+from collections.abc import Callable
 from typing import Any
 
 from absl import logging
 from flax import jax_utils
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 DATA_AXIS = 'data'
@@ -99,6 +101,113 @@ def data_sharding(mesh: jax.sharding.Mesh) -> jax.sharding.NamedSharding:
 
 def replicated_sharding(mesh: jax.sharding.Mesh) -> jax.sharding.NamedSharding:
   return jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+
+
+def constrain_batch(x: jax.Array, axis: int = 0) -> jax.Array:
+  """x with its batch `axis` split over the data axis of the mesh in context.
+
+  Inside a function jitted under `jax.set_mesh(mesh)` (the train step, see
+  `stepping.Stepper`), a loop whose carry starts from constants (a
+  recurrence's zero state, a decoder's first beams) is otherwise given a
+  replicated sharding by GSPMD, which then gathers the whole batch onto
+  every device and runs the loop there: N devices each doing all of the
+  work. Constraining the loop's inputs and carry keeps each device on its
+  own examples. Outside such a mesh (one device, pmap, plain jit) and for a
+  batch the devices do not divide, x is returned unchanged.
+
+  Args:
+    x: an array with a batch axis.
+    axis: which axis of x is the batch.
+
+  Returns:
+    x, constrained.
+  """
+  mesh = jax.sharding.get_abstract_mesh()
+  if mesh.empty or DATA_AXIS not in mesh.axis_names:
+    return x
+  if x.shape[axis] % mesh.shape[DATA_AXIS]:
+    return x
+  spec = [None] * x.ndim
+  spec[axis] = DATA_AXIS
+  return jax.lax.with_sharding_constraint(
+      x, jax.sharding.PartitionSpec(*spec))
+
+
+def _data_devices(batch: int) -> int:
+  """Devices of the data axis of the mesh in context that divide `batch`."""
+  mesh = jax.sharding.get_abstract_mesh()
+  if mesh.empty or DATA_AXIS not in mesh.axis_names:
+    return 1
+  devices = mesh.shape[DATA_AXIS]
+  return devices if devices > 1 and batch % devices == 0 else 1
+
+
+def device_rows(x: jax.Array, axis: int) -> tuple[jax.Array, int]:
+  """x with its batch `axis` split as [devices, batch / devices], devices first.
+
+  Merging the leading axes of the result gives each device's rows as one
+  contiguous block, so a 2-D matmul over a time-major [time, batch, in]
+  array stays split over the devices (a local regrouping, no transfer).
+  Outside a data-parallel mesh, or when `axis` is 0, x is returned as it is
+  (devices 1). `undo_device_rows` puts the batch axis back.
+
+  Args:
+    x: an array whose `axis` is the batch.
+    axis: the batch axis.
+
+  Returns:
+    `(grouped, devices)`: grouped [devices, ...] (x's axes, the batch axis
+    divided by devices), or x itself when devices is 1.
+  """
+  devices = _data_devices(x.shape[axis]) if axis else 1
+  if devices == 1:
+    return x, 1
+  shape = x.shape[:axis] + (devices, x.shape[axis] // devices)
+  split = jnp.moveaxis(x.reshape(shape + x.shape[axis + 1:]), axis, 0)
+  return constrain_batch(split, 0), devices
+
+
+def undo_device_rows(y: jax.Array, axis: int, devices: int) -> jax.Array:
+  """The inverse of `device_rows` (y's trailing axis may have another size).
+
+  Args:
+    y: [devices, ..., batch / devices, ...], or y itself when devices is 1.
+    axis: the batch axis of the original array.
+    devices: what `device_rows` returned.
+
+  Returns:
+    y with the batch axis merged back at `axis`.
+  """
+  if devices == 1:
+    return y
+  merged = jnp.moveaxis(y, 0, axis)
+  shape = merged.shape[:axis] + (devices * merged.shape[axis + 1],)
+  return constrain_batch(merged.reshape(shape + merged.shape[axis + 2:]),
+                         axis)
+
+
+def per_device(fn: Callable[..., Any], *args: jax.Array) -> Any:
+  """fn(*args) on each device's slice of the batch (leading axis of all).
+
+  For an op that the partitioner cannot split along the batch (XLA's
+  `top_k` is one: inside a data-parallel jitted decode it gathered every
+  device's candidates onto every device at each step), run under a
+  `jax.shard_map` over the data axis of the mesh in context. Outside such a
+  mesh, or for a batch the devices do not divide, it is fn(*args).
+
+  Args:
+    fn: a function of arrays whose rows are independent, returning arrays
+      (or a tuple of them) with the same leading batch axis.
+    *args: its arrays, batch first.
+
+  Returns:
+    fn's outputs.
+  """
+  if _data_devices(args[0].shape[0]) == 1:
+    return fn(*args)
+  spec = jax.sharding.PartitionSpec(DATA_AXIS)
+  return jax.shard_map(fn, in_specs=(spec,) * len(args), out_specs=spec,
+                       check_vma=False)(*args)
 
 
 def check_batch_size(batch_size: int, num_devices: int, what: str) -> None:

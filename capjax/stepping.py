@@ -56,8 +56,18 @@ class Stepper:
       return parallel.pmap_split(batch)
     return parallel.shard_batch(batch, self.mesh)
 
-  def __call__(self, state, batch, rng):
-    state, metrics = self._step(state, batch, rng)
+  def lower(self, state, batch, rng):
+    """The step lowered as `__call__` runs it (e.g. to read its program)."""
     if self.mode == 'pmap':
-      metrics = parallel.pmap_unreplicate(metrics)
-    return state, metrics
+      return self._step.lower(state, batch, rng)
+    with jax.set_mesh(self.mesh):
+      return self._step.lower(state, batch, rng)
+
+  def __call__(self, state, batch, rng):
+    if self.mode == 'pmap':
+      state, metrics = self._step(state, batch, rng)
+      return state, parallel.pmap_unreplicate(metrics)
+    # Traced with the mesh in context, so that the model's loops keep the
+    # batch split over the devices (`parallel.constrain_batch`).
+    with jax.set_mesh(self.mesh):
+      return self._step(state, batch, rng)

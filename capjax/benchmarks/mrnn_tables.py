@@ -27,10 +27,10 @@ from absl import flags
 from absl import logging
 
 from capjax import checkpointing
-from capjax.data import vocab as vocab_lib
 from capjax.evaluators import consensus_rerank
 from capjax.evaluators import likelihood_retrieval
 from capjax.models import captioning
+from capjax.tasks import captioning as captioning_task
 
 VARIANTS = ('mrnn', 'NoEmbInput', 'OneLayerEmb', 'EmbOneInput',
             'VisualInRnn', 'VisualInRnn-both', 'VisualInRnn-both-shared',
@@ -79,7 +79,7 @@ def table9(runs: str) -> str:
       continue
     with open(path) as f:
       m = json.load(f)
-    rows.append([variant] + [f'{m.get(k, float("nan")):.3f}'
+    rows.append([variant] + [f'{m[k]:.3f}' if k in m else '-'
                              for k in CAPTION_METRICS]
                 + [f'{m["perplexity"]:.3f}',
                    f'{math.log2(m["perplexity"]):.3f}'])
@@ -88,21 +88,20 @@ def table9(runs: str) -> str:
 
 
 def _restore(workdir: str):
-  config, vocab_json, params, step = checkpointing.restore_trained(workdir)
-  vocab = vocab_lib.Vocab.from_json(vocab_json)
-  model = captioning.create(config, len(vocab))
+  config, meta, params, step = checkpointing.restore_trained(workdir)
+  model = captioning.create(config, len(captioning_task.vocab_of(meta)))
   logging.info('Restored %s at step %d.', workdir, step)
-  return config, {'vocab': vocab_json}, model, params
+  return config, meta, model, params
 
 
-def retrieval_table(workdir: str) -> str:
+def retrieval_table(workdir: str, num_images: int, prior_images: int) -> str:
   """R@K both ways with Eq. 7 and unnormalised, on the test split."""
   config, meta, model, params = _restore(workdir)
-  config.eval.likelihood.num_images = _RETRIEVAL_IMAGES.value
-  config.eval.likelihood.prior_images = _PRIOR_IMAGES.value
+  config.eval.likelihood.num_images = num_images
+  config.eval.likelihood.prior_images = prior_images
   start = time.perf_counter()
-  evaluator = likelihood_retrieval.Evaluator(config, None, model, meta,
-                                             'test')
+  evaluator = likelihood_retrieval.Evaluator(config, captioning_task, model,
+                                             meta, 'test')
   m = evaluator.run(params)
   seconds = time.perf_counter() - start
   pairs = m['num_images'] * m['num_sentences']
@@ -116,7 +115,7 @@ def retrieval_table(workdir: str) -> str:
           + f'\n\n{int(m["num_images"])} images x '
           f'{int(m["num_sentences"])} sentences ({pairs:.3g} pairs, fast '
           f'path: {evaluator.fast}) in {seconds:.0f} s including compilation '
-          f'and the {_PRIOR_IMAGES.value} prior images; test log2 PPL '
+          f'and the {prior_images} prior images; test log2 PPL '
           f'{m["log2_ppl"]:.3f} (perplexity {m["perplexity"]:.3f}).')
 
 
@@ -128,13 +127,14 @@ def rerank_table(workdir: str, splits) -> str:
   out = []
   for split in splits:
     start = time.perf_counter()
-    evaluator = consensus_rerank.Evaluator(config, None, model, meta, split)
+    evaluator = consensus_rerank.Evaluator(config, captioning_task, model,
+                                           meta, split)
     m = evaluator.run(params)
     seconds = time.perf_counter() - start
     rows = []
     for row in consensus_rerank.ROWS:
-      rows.append([row] + [f'{m.get(f"{row}/{k}", float("nan")):.3f}'
-                           for k in CAPTION_METRICS]
+      rows.append([row] + [f'{m[f"{row}/{k}"]:.3f}' if f'{row}/{k}' in m
+                           else '-' for k in CAPTION_METRICS]
                   + [f'{m.get(f"{row}/changed", 0.0):.2f}'])
     c = config.eval.consensus
     out.append(f'{split} ({len(evaluator.images)} images, n = {c.n_best}, '
@@ -149,8 +149,8 @@ def sweep_table(workdir: str) -> str:
   config, meta, model, params = _restore(workdir)
   config.eval.max_examples = _RERANK_IMAGES.value
   config.eval.consensus.space = _SPACE.value
-  evaluator = consensus_rerank.Evaluator(config, None, model, meta,
-                                         'validation')
+  evaluator = consensus_rerank.Evaluator(config, captioning_task, model,
+                                         meta, 'validation')
   records = evaluator.sweep(params, [int(k) for k in _SWEEP_K.value],
                             [int(m) for m in _SWEEP_M.value])
   rows = [[r['kind'], str(r['k']), str(r['m']), f'{r["Bleu_4"]:.3f}',
@@ -165,7 +165,8 @@ def main(argv):
     if what == 'table9':
       print(table9(runs), flush=True)
     elif what == 'retrieval':
-      print(retrieval_table(os.path.join(runs, _RETRIEVAL_VARIANT.value)),
+      print(retrieval_table(os.path.join(runs, _RETRIEVAL_VARIANT.value),
+                            _RETRIEVAL_IMAGES.value, _PRIOR_IMAGES.value),
             flush=True)
     elif what == 'rerank':
       print(rerank_table(os.path.join(runs, _RERANK_VARIANT.value),

@@ -263,7 +263,7 @@ def _merge_finished(
   scores = einops.rearrange(scores, 'b (g k) -> b g k', g=groups)
   all_scores = jnp.concatenate([fin_scores, scores], axis=2)
   all_seqs = jnp.concatenate([fin_seqs, seqs], axis=2)
-  top, index = lax.top_k(all_scores, pool)
+  top, index = decoding_top_k.batch_top_k(all_scores, pool)
   return jnp.take_along_axis(all_seqs, index[..., None], axis=2), top
 
 
@@ -447,7 +447,7 @@ def _beam_search_impl(
   seqs = einops.rearrange(fin_seqs, 'b g p t -> b (g p) t')
   scores = einops.rearrange(fin_scores, 'b g p -> b (g p)')
   if groups > 1:
-    scores, index = lax.top_k(scores, s.returned)
+    scores, index = decoding_top_k.batch_top_k(scores, s.returned)
     seqs = jnp.take_along_axis(seqs, index[..., None], axis=1)
   seqs = jnp.where(scores[..., None] > NEG_INF, seqs, s.pad_id)
   return seqs, scores

@@ -9,6 +9,7 @@ from jax import numpy as jnp
 
 from capjax.decoding import constraints as decoding_constraints
 from capjax.decoding import step as decoding_step
+from capjax.decoding import top_k as decoding_top_k
 
 NEG_INF = decoding_step.NEG_INF
 
@@ -203,10 +204,11 @@ def filter_logits(
   """
   vocab = logits.shape[-1]
   if 0 < top_k < vocab:
-    kth = lax.top_k(logits, top_k)[0][..., -1:]
+    kth = decoding_top_k.batch_top_k(logits, top_k)[0][..., -1:]
     logits = jnp.where(logits < kth, NEG_INF, logits)
   if top_p < 1.0:
-    ranked, _ = lax.top_k(logits, top_k if 0 < top_k < vocab else vocab)
+    ranked, _ = decoding_top_k.batch_top_k(
+        logits, top_k if 0 < top_k < vocab else vocab)
     probs = jax.nn.softmax(ranked, axis=-1)
     mass_before = jnp.cumsum(probs, axis=-1) - probs
     last = jnp.min(

@@ -4,6 +4,8 @@ import jax
 from jax import lax
 from jax import numpy as jnp
 
+from capjax import parallel
+
 NEG_INF = float('-inf')
 # Candidates are chosen from chunks of about this many logits: a max per
 # chunk, then an exact top-k inside the best chunks only (2x faster than
@@ -48,6 +50,15 @@ def chunk_maxima(scores: jax.Array) -> jax.Array:
   return maxima
 
 
+def batch_top_k(x: jax.Array, k: int) -> tuple[jax.Array, jax.Array]:
+  """`lax.top_k` over the last axis of x [batch, ..., n], per device.
+
+  Each device of a data-parallel decode ranks its own rows
+  (`parallel.per_device`); a plain `lax.top_k` is gathered onto every device.
+  """
+  return parallel.per_device(lambda rows: lax.top_k(rows, k), x)
+
+
 def top_k_candidates(
   scores: jax.Array,
   offset: jax.Array,
@@ -79,7 +90,8 @@ def top_k_candidates(
   if not uses_chunks(beam, vocab, k):
     if exclude is not None:
       scores = jnp.where(jnp.arange(vocab) == exclude, NEG_INF, scores)
-    values, flat = lax.top_k((offset[..., None] + scores).reshape(batch, -1), k)
+    values, flat = batch_top_k(
+        (offset[..., None] + scores).reshape(batch, -1), k)
     return values, flat // vocab, flat % vocab
   chunk = chunk_size(vocab)
   if maxima is None:
@@ -92,7 +104,7 @@ def top_k_candidates(
     part = jnp.where(ids == exclude, NEG_INF, part).max(-1)
     maxima = maxima.at[..., exclude // chunk].set(part)
   chunks = maxima.shape[-1]
-  _, best = lax.top_k((offset[..., None] + maxima).reshape(batch, -1), k)
+  _, best = batch_top_k((offset[..., None] + maxima).reshape(batch, -1), k)
   beam_of, chunk_of = best // chunks, best % chunks
   token = chunk_of[..., None] * chunk + jnp.arange(chunk)  # [batch, k, chunk]
   token = token.reshape(batch, k * chunk)
@@ -103,7 +115,7 @@ def top_k_candidates(
     invalid |= token == exclude
   values = jnp.where(invalid, NEG_INF, values)
   values += jnp.repeat(jnp.take_along_axis(offset, beam_of, 1), chunk, 1)
-  values, pick = lax.top_k(values, k)
+  values, pick = batch_top_k(values, k)
   flat = jnp.take_along_axis(flat, pick, axis=1)
   return values, flat // vocab, flat % vocab
 

@@ -129,8 +129,9 @@ class Captions:
       if e.max_examples and len(results) >= e.max_examples:
         break
       images = parallel.shard_batch({'image': batch['image']}, self.mesh)
-      sequences = self._decode(params, images['image'],
-                               jax.random.fold_in(rng, batch_index))
+      with jax.set_mesh(self.mesh):  # see `parallel.constrain_batch`
+        sequences = self._decode(params, images['image'],
+                                 jax.random.fold_in(rng, batch_index))
       host = parallel.to_host({
           'sequences': sequences,
           'image_id': parallel.shard_batch(

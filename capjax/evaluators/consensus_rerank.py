@@ -111,7 +111,8 @@ class Evaluator:
     """(n-best word ids [Q, n, T], query features [Q, D]) of the split."""
     seqs, feats = [], []
     for real, batch in self._batches(self.images):
-      s, f = self._decode(params, batch)
+      with jax.set_mesh(self.mesh):  # see `parallel.constrain_batch`
+        s, f = self._decode(params, batch)
       seqs.append(np.asarray(s)[:real])
       feats.append(np.asarray(f)[:real])
     return (split_data.words_only(np.concatenate(seqs)),

@@ -48,8 +48,9 @@ class Perplexity:
         break
       seen += int(batch['mask'].sum()) * jax.process_count()
       batch = {k: v for k, v in batch.items() if k not in ID_FIELDS}
-      batch_totals = self._totals(params, parallel.shard_batch(batch,
-                                                               self.mesh))
+      with jax.set_mesh(self.mesh):  # see `parallel.constrain_batch`
+        batch_totals = self._totals(
+            params, parallel.shard_batch(batch, self.mesh))
       totals = batch_totals if totals is None else jax.tree.map(
           jnp.add, totals, batch_totals)
     totals = jax.tree.map(float, jax.device_get(totals))

@@ -145,9 +145,10 @@ class Evaluator:
       flat = batch['tokens'].reshape(b * r, -1)
       placed = parallel.shard_batch(
           {'image': batch['image'], 'tokens': flat}, self.mesh)
-      image_emb = parallel.to_host(
-          self._embed_images(params, placed['image']))
-      text_emb = parallel.to_host(self._embed_texts(params, placed['tokens']))
+      with jax.set_mesh(self.mesh):  # see `parallel.constrain_batch`
+        image_emb = self._embed_images(params, placed['image'])
+        text_emb = self._embed_texts(params, placed['tokens'])
+      image_emb, text_emb = parallel.to_host((image_emb, text_emb))
       host = parallel.to_host(parallel.shard_batch(
           {'mask': batch['mask'], 'caption_mask': batch['caption_mask'],
            'image_id': batch['image_id'], 'tokens': batch['tokens']},

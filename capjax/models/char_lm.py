@@ -67,7 +67,8 @@ class CharLM(nn.Module):
     x = jnp.swapaxes(self.embed(tokens), 0, 1)  # [time, batch, embed]
     new_carry = []
     for layer, layer_carry in zip(self.layers, carry):
-      layer_carry, x = layer.scan(layer_carry, layer.project(x),
+      layer_carry, x = layer.scan(layer_carry,
+                                  base.rows(layer.project, x, batch_axis=1),
                                   time_major=True)
       new_carry.append(layer_carry)
     logits = base.rows(self.output, jnp.swapaxes(x, 0, 1))

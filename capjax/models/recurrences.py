@@ -14,6 +14,7 @@ import functools
 import jax
 import jax.numpy as jnp
 
+from capjax import parallel
 from capjax.models import precision
 
 
@@ -27,6 +28,16 @@ def _lstm_activations(gates: jax.Array, c: jax.Array):
   c_new = f * c + i * g
   tanh_c = jnp.tanh(c_new)
   return (i, f, g, o, tanh_c), c_new, o * tanh_c
+
+
+def _batch_split(sequences=(), states=()):
+  """Time-major sequences and batch-major states, split over the devices.
+
+  See `parallel.constrain_batch`: without this a jitted, data-parallel step
+  runs the whole recurrence, forward and backward, on every device.
+  """
+  return (tuple(parallel.constrain_batch(x, 1) for x in sequences),
+          tuple(parallel.constrain_batch(x, 0) for x in states))
 
 
 def _cast(x, dtype):
@@ -67,6 +78,7 @@ def lstm_step(w_hh: jax.Array, carry, x_proj: jax.Array, dtype=jnp.float32):
 
 
 def _lstm_forward(w_hh, x_proj, c0, h0, unroll, dtype):
+  (x_proj,), (c0, h0) = _batch_split((x_proj,), (c0, h0))
   w_c = _cast(w_hh, dtype)
 
   def body(carry, x):
@@ -108,6 +120,7 @@ def _lstm_recurrence_fwd(w_hh, x_proj, c0, h0, unroll, dtype):
 def _lstm_recurrence_bwd(unroll, dtype, residuals, cotangents):
   w_hh, h0, hs, (c_prev, i, f, g, o, tanh_c) = residuals
   (dc_t, dh_t), dhs = cotangents
+  (dhs,), (dc_t, dh_t) = _batch_split((dhs,), (dc_t, dh_t))
   w_c = _cast(w_hh, dtype)
 
   def body(carry, xs):
@@ -139,6 +152,10 @@ def _weight_grad(h_prev, dgates, dtype):
   """[time, batch, hidden], [time, batch, gates] -> [hidden, gates] f32."""
   if precision.is_float32(dtype):
     return jnp.einsum('tbh,tbg->hg', h_prev, dgates)
+  # The rows in each device's order (the sum over rows does not care), so
+  # that a data-parallel step does not gather them (`parallel.device_rows`).
+  h_prev, _ = parallel.device_rows(h_prev, 1)
+  dgates, _ = parallel.device_rows(dgates, 1)
   h_rows = h_prev.reshape(-1, h_prev.shape[-1]).astype(dtype)
   return precision.dot_nn(
       precision.transpose_rows(h_rows),
@@ -186,6 +203,7 @@ def gru_step(w_hh: jax.Array, b_hn: jax.Array, h: jax.Array, x_proj: jax.Array,
 
 
 def _gru_forward(w_hh, b_hn, x_proj, h0, unroll, dtype):
+  (x_proj,), (h0,) = _batch_split((x_proj,), (h0,))
   w_c, bias = _cast(w_hh, dtype), _gru_bias(b_hn)
 
   def body(h, x):
@@ -224,6 +242,7 @@ def _gru_recurrence_fwd(w_hh, b_hn, x_proj, h0, unroll, dtype):
 def _gru_recurrence_bwd(unroll, dtype, residuals, cotangents):
   w_hh, h0, hs, (r, z, n, hn) = residuals
   dh_t, dhs = cotangents
+  (dhs,), (dh_t,) = _batch_split((dhs,), (dh_t,))
   h_prev = jnp.concatenate([h0[None], hs[:-1]], axis=0)
   w_c = _cast(w_hh, dtype)
 
@@ -268,6 +287,7 @@ def relu_step(w_hh: jax.Array, h: jax.Array, x_proj: jax.Array):
 
 
 def _relu_forward(w_hh, x_proj, h0, unroll):
+  (x_proj,), (h0,) = _batch_split((x_proj,), (h0,))
   def body(h, x):
     h_new = jax.nn.relu(x + h @ w_hh)
     return h_new, h_new
@@ -299,6 +319,7 @@ def _relu_recurrence_fwd(w_hh, x_proj, h0, unroll):
 def _relu_recurrence_bwd(unroll, residuals, cotangents):
   w_hh, h0, hs = residuals
   dh_t, dhs = cotangents
+  (dhs,), (dh_t,) = _batch_split((dhs,), (dh_t,))
   w_hh_t = w_hh.T
 
   def body(dh_next, xs):

@@ -58,7 +58,7 @@ class ImageBias(nn.Module):
     bias = jnp.repeat(self.image_bias(global_feature), captions_per_image,
                       axis=0)
     words = self.drop(self.embed(tokens.T), deterministic=not train)
-    inputs = base.rows(self.rnn.project, words)  # [time, batch, gates]
+    inputs = base.rows(self.rnn.project, words, batch_axis=1)  # [T, B, G]
     inputs = inputs.at[0].add(bias)
     carry = self.rnn.zero_carry(tokens.shape[:1])
     _, hidden = self.rnn.scan(carry, inputs, time_major=True)

@@ -81,7 +81,8 @@ class ShowTell(nn.Module):
     inputs = jnp.concatenate([image[None], words], axis=0)
     carry = self.rnn.zero_carry(tokens.shape[:1])
     _, hidden = self.rnn.scan(
-        carry, base.rows(self.rnn.project, inputs), time_major=True
+        carry, base.rows(self.rnn.project, inputs, batch_axis=1),
+        time_major=True
     )
     return {'hidden': jnp.swapaxes(hidden[1:], 0, 1)}
 
@@ -195,7 +196,8 @@ class Merge(nn.Module):
     words = self.drop(self.embed(tokens.T), deterministic=not train)
     carry = self.rnn.zero_carry(tokens.shape[:1])
     _, hidden = self.rnn.scan(
-        carry, base.rows(self.rnn.project, words), time_major=True
+        carry, base.rows(self.rnn.project, words, batch_axis=1),
+        time_major=True
     )
     return {'hidden': jnp.swapaxes(hidden, 0, 1), 'image': image[:, None]}
 
