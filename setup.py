@@ -10,6 +10,7 @@ INSTALL_REQUIRES = [
     'grain>=0.2.10',
     'jax>=0.4.35',
     'ml_collections>=0.1.1',
+    'msgpack>=1.0',  # the structural check of converted weights (flax has it)
     'nltk>=3.8',
     'numpy>=1.26',
     'optax>=0.2.5',
