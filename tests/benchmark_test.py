@@ -16,6 +16,7 @@ import numpy as np
 from capjax.benchmarks import bench_model
 from capjax.benchmarks import checks
 from capjax.benchmarks import decode
+from capjax.benchmarks import frozen_step
 from capjax.benchmarks import timing
 from capjax.benchmarks import torch_reference
 from capjax.benchmarks import train_step
@@ -178,6 +179,18 @@ class TrainStepBenchmarkTest(_CliTestCase):
     with self.assertRaisesRegex(ValueError, '--batch'):
       checks.check_config('train_step', dict(config, batch=0))
     checks.check_config('decode', dict(config, modes=['beam']))
+
+
+class FrozenStepBenchmarkTest(absltest.TestCase):
+
+  def test_bad_arch_or_size_is_caught_before_any_timing(self):
+    with self.assertRaisesRegex(ValueError, '--arch: one CNN'):
+      checks.check_config('frozen_step', dict(archs=['identity']))
+    with self.assertRaisesRegex(ValueError, '--arch: one CNN'):
+      checks.check_config('frozen_step', dict(archs=['vgg16', 'resnet50']))
+    with self.assertRaisesRegex(ValueError, '--image_size must be >= 32'):
+      checks.check_config('frozen_step', dict(archs=['vgg16'],
+                                              image_size=8))
 
 
 class DecodeBenchmarkTest(_CliTestCase):

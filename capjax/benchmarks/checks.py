@@ -4,6 +4,7 @@ from capjax.benchmarks import decode
 from capjax.benchmarks import dtypes
 from capjax.benchmarks import extract
 from capjax.benchmarks import finetune_step
+from capjax.benchmarks import frozen_step
 from capjax.benchmarks import retrieval
 from capjax.benchmarks import train_step
 
@@ -31,3 +32,5 @@ def check_config(what: str, config: dict) -> None:
     extract.check(config)
   if what == 'finetune_step':
     finetune_step.check(config)
+  if what == 'frozen_step':
+    frozen_step.check(config)
