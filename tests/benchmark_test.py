@@ -16,7 +16,6 @@ import numpy as np
 from capjax.benchmarks import bench_model
 from capjax.benchmarks import checks
 from capjax.benchmarks import decode
-from capjax.benchmarks import frozen_step
 from capjax.benchmarks import timing
 from capjax.benchmarks import torch_reference
 from capjax.benchmarks import train_step
@@ -181,7 +180,7 @@ class TrainStepBenchmarkTest(_CliTestCase):
     checks.check_config('decode', dict(config, modes=['beam']))
 
 
-class FrozenStepBenchmarkTest(absltest.TestCase):
+class FrozenStepAndWeightsReadTest(absltest.TestCase):
 
   def test_bad_arch_or_size_is_caught_before_any_timing(self):
     with self.assertRaisesRegex(ValueError, '--arch: one CNN'):
@@ -191,6 +190,8 @@ class FrozenStepBenchmarkTest(absltest.TestCase):
     with self.assertRaisesRegex(ValueError, '--image_size must be >= 32'):
       checks.check_config('frozen_step', dict(archs=['vgg16'],
                                               image_size=8))
+    with self.assertRaisesRegex(ValueError, '--arch: one of'):
+      checks.check_config('weights_read', dict(archs=['small_cnn']))
 
 
 class DecodeBenchmarkTest(_CliTestCase):

@@ -7,6 +7,7 @@ from capjax.benchmarks import finetune_step
 from capjax.benchmarks import frozen_step
 from capjax.benchmarks import retrieval
 from capjax.benchmarks import train_step
+from capjax.benchmarks import weights_read
 
 MODEL_BENCHMARKS = ('train_step', 'train_parts', 'decode', 'compile')
 
@@ -34,3 +35,5 @@ def check_config(what: str, config: dict) -> None:
     finetune_step.check(config)
   if what == 'frozen_step':
     frozen_step.check(config)
+  if what == 'weights_read':
+    weights_read.check(config)
