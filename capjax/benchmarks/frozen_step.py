@@ -1,8 +1,9 @@
 """A retrieval train step with a frozen CNN: `benchmark frozen_step`.
 
 Builds the BiLSTM retrieval model (the config defaults' sizes, a synthetic
-vocabulary of `--vocab` ids) on a random CNN (`--arch`, default vgg16; small_cnn, resnet50, ... at
-`--image_size`, default 64) with `model.encoder.trainable=False`, and times
+vocabulary of `--vocab` ids) on a random CNN (`--arch`, default vgg16;
+small_cnn, resnet50, ...) at `--image_size` (default 64) with
+`model.encoder.trainable=False`, and times
 `train.train_step` (jitted, state donated) two ways, one step of each per
 round so their ratio is measured under the same machine load:
 

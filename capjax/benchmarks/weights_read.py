@@ -39,11 +39,12 @@ def check(config: dict) -> None:
 
 
 def _read_twice(directory: str):
-  # The two reads of a start-up before: describe, then load_params.
+  """The two full reads of a start-up before: describe, then load_params."""
+  read = checkpoint._read_params  # pylint: disable=protected-access
   checkpoint.read_info(directory)
-  _, sha256 = checkpoint._read_params(directory)  # pylint: disable=protected-access
+  _, sha256 = read(directory)
   checkpoint.read_info(directory)
-  params, again = checkpoint._read_params(directory)  # pylint: disable=protected-access
+  params, again = read(directory)  # no sha256 given: hashed again
   assert again == sha256
   return params
 
