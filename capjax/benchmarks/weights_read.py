@@ -8,9 +8,9 @@ its first step:
   read_twice       the run meta's `describe` building the whole tree to
                    check it, then `load_params` reading and hashing it again
                    (what capjax did before: `_read_params` twice);
-  check_then_read  `describe` walking the msgpack structure while hashing
-                   (no array built), then `load_params` building the tree
-                   once and reusing that hash.
+  check_then_read  `describe` walking the msgpack headers while hashing
+                   (`msgpack_walk`: no array built), then `load_params`
+                   building the tree once and reusing that hash.
 
 Reports the median seconds of each (after a warm-up that leaves the file in
 the page cache, so disk speed is not measured) and the file's size; the
