@@ -23,10 +23,11 @@ EXTRAS_REQUIRE = {
     # The COCO caption toolkit is a test-only reference: capjax never needs it.
     # hypothesis fuzzes the tokenizer against the toolkit's jar; keras (JAX
     # backend), torch and torchvision are the converters' parity references;
-    # h5py reads Keras files (capjax imports it only to convert).
+    # h5py reads Keras files (capjax imports it only to convert); msgpack (a
+    # flax dependency) is the reference of the weights' structural check.
     'test': ['pytest>=8.0', 'pytest-xdist>=3.5', 'pycocoevalcap>=1.2',
              'hypothesis>=6.100', 'keras>=3.0', 'torch>=2.0',
-             'torchvision>=0.15', 'h5py>=3.8'],
+             'torchvision>=0.15', 'h5py>=3.8', 'msgpack>=1.0'],
 }
 
 setuptools.setup(

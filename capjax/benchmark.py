@@ -15,6 +15,8 @@ r"""Benchmarks: `python -m capjax.benchmark WHAT [--flags] [--json]`.
   python -m capjax.benchmark train_step --dtype=bfloat16 --output_capacity=0,0.8
   python -m capjax.benchmark dtypes                   # matmul rate per dtype
   python -m capjax.benchmark finetune_step --arch=vgg16 --batch=8
+  python -m capjax.benchmark frozen_step --arch=vgg16 --image_size=64
+  python -m capjax.benchmark weights_read --arch=vgg16  # start-up reads
   python -m capjax.benchmark train_parts --dtype=float32,bfloat16  # by part
 
 WHAT names a module of `capjax.benchmarks` in `BENCHMARKS`; its
@@ -54,6 +56,8 @@ BENCHMARKS = {
     'stories': 'capjax.benchmarks.stories',
     'dtypes': 'capjax.benchmarks.dtypes',
     'finetune_step': 'capjax.benchmarks.finetune_step',
+    'frozen_step': 'capjax.benchmarks.frozen_step',
+    'weights_read': 'capjax.benchmarks.weights_read',
 }
 
 _JSON = flags.DEFINE_bool('json', False, 'One JSON object per line.')

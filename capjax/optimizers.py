@@ -5,14 +5,17 @@ get no update and no optimizer state. The image encoder (a model's top-level
 params key 'encoder') may be frozen the same way (`set_to_zero`) or
 fine-tuned at its own learning rate, `optimizer.encoder_lr_multiplier` x the
 shared schedule (`optax.multi_transform` over the labels of
-`param_labels`). Clipping runs first over every gradient. A plain config
-(trainable, multiplier 1) builds the single chain, with the optimizer state
-it always had.
+`param_labels`). Clipping runs first over every gradient; it takes the
+global norm the train step already computed for its log (`GRAD_NORM`, an
+extra argument of `update`) instead of computing it a second time. A plain
+config (trainable, multiplier 1) builds the single chain, with the
+optimizer state it always had.
 """
 
 from collections.abc import Callable
 
 import jax
+import jax.numpy as jnp
 import ml_collections
 import optax
 
@@ -109,9 +112,54 @@ def create(
     transform = optax.multi_transform({ENCODER: encoder, REST: main},
                                       param_labels)
   if config.grad_clip_norm:
-    return optax.chain(optax.clip_by_global_norm(config.grad_clip_norm),
-                       transform)
+    return optax.chain(clip_by_global_norm(config.grad_clip_norm), transform)
   return transform
+
+
+GRAD_NORM = 'grad_norm'  # the `update` extra argument of a computed norm
+
+
+def clip_by_global_norm(
+    max_norm: float) -> optax.GradientTransformationExtraArgs:
+  """`optax.clip_by_global_norm`, reusing a global norm already computed.
+
+  `update(grads, state, params, grad_norm=norm)` scales by `norm` ([]
+  float32, `optax.tree.norm(grads)`) instead of computing it again; without
+  `grad_norm` it computes the norm itself. Either way the result is
+  optax's, bit for bit (the same formula on the same norm).
+
+  Args:
+    max_norm: the largest global norm an update keeps.
+  """
+
+  def update_fn(updates, state, params=None, **extra_args):
+    del params
+    norm = extra_args.get(GRAD_NORM)
+    if norm is None:
+      norm = optax.tree.norm(updates)
+    keep = jnp.squeeze(norm < max_norm)
+
+    def clip(t):
+      return jax.lax.select(keep, t, (t / norm.astype(t.dtype)) * max_norm)
+
+    return jax.tree.map(clip, updates), state
+
+  return optax.GradientTransformationExtraArgs(optax.init_empty_state,
+                                               update_fn)
+
+
+def stop_frozen_gradients(params, is_frozen: Callable[[tuple], bool] | None):
+  """`params` with `stop_gradient` on the leaves `is_frozen(path)` names.
+
+  The loss then gives those leaves exact zero gradients without computing
+  them, so the global norm of every gradient is that of the trained ones
+  (the norm `freeze`'s clipping sees).
+  """
+  if is_frozen is None:
+    return params
+  return jax.tree_util.tree_map_with_path(
+      lambda path, x: jax.lax.stop_gradient(x) if is_frozen(_names(path))
+      else x, params)
 
 
 def _optimizer(config: ml_collections.ConfigDict,

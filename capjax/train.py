@@ -96,8 +96,12 @@ def train_step(
   """
   step_rng = jax.random.fold_in(rng, state.step)
   carrying = carries_state(task, config)
+  # Params the optimizer keeps fixed (a frozen word embedding) get no
+  # gradient computed, so the norm below is that of the trained ones.
+  is_frozen = task.frozen(config, model) if hasattr(task, 'frozen') else None
 
   def loss_fn(params):
+    params = optimizers.stop_frozen_gradients(params, is_frozen)
     carry = None
     if carrying:
       totals, carry = task.totals_with_state(
@@ -113,10 +117,14 @@ def train_step(
   grads, (totals, carry) = jax.grad(loss_fn, has_aux=True)(state.params)
   if axis_name is not None:
     grads = jax.lax.psum(grads, axis_name)
-  updates, opt_state = tx.update(grads, state.opt_state, state.params)
+  # One global norm for the log and the clipping (`optimizers.GRAD_NORM`).
+  grad_norm = optax.tree.norm(grads)
+  updates, opt_state = optax.with_extra_args_support(tx).update(
+      grads, state.opt_state, state.params,
+      **{optimizers.GRAD_NORM: grad_norm})
   params = optax.apply_updates(state.params, updates)
   metrics = dict(task.summarize(totals, config))
-  metrics['grad_norm'] = optax.tree.norm(grads)
+  metrics['grad_norm'] = grad_norm
   new_state = state.replace(
       step=state.step + 1, params=params, opt_state=opt_state, carry=carry
   )

@@ -180,6 +180,20 @@ class TrainStepBenchmarkTest(_CliTestCase):
     checks.check_config('decode', dict(config, modes=['beam']))
 
 
+class FrozenStepAndWeightsReadTest(absltest.TestCase):
+
+  def test_bad_arch_or_size_is_caught_before_any_timing(self):
+    with self.assertRaisesRegex(ValueError, '--arch: one CNN'):
+      checks.check_config('frozen_step', dict(archs=['identity']))
+    with self.assertRaisesRegex(ValueError, '--arch: one CNN'):
+      checks.check_config('frozen_step', dict(archs=['vgg16', 'resnet50']))
+    with self.assertRaisesRegex(ValueError, '--image_size must be >= 32'):
+      checks.check_config('frozen_step', dict(archs=['vgg16'],
+                                              image_size=8))
+    with self.assertRaisesRegex(ValueError, '--arch: one of'):
+      checks.check_config('weights_read', dict(archs=['small_cnn']))
+
+
 class DecodeBenchmarkTest(_CliTestCase):
 
   def test_json_records_carry_mode_beam_and_figures(self):

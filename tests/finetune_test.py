@@ -12,8 +12,10 @@ import functools
 import os
 import shutil
 import tempfile
+from unittest import mock
 
 from absl.testing import absltest
+from flax import serialization
 import jax
 import numpy as np
 
@@ -163,6 +165,35 @@ class FinetuneTest(absltest.TestCase):
     with self.assertRaisesRegex(ValueError, 'changed since the run'):
       checkpoint.load_params(self.other_dir,
                              self.frozen_meta['encoder_weights']['sha256'])
+
+  def test_start_up_reads_the_weights_once(self):
+    # The meta's check (`describe`) walks the file without building arrays;
+    # the params are built once, for the state.
+    restore = serialization.msgpack_restore
+    with mock.patch.object(checkpoint.serialization, 'msgpack_restore',
+                           side_effect=restore) as reads:
+      _, meta = tasks.get(self.frozen_config).open_data(self.frozen_config)
+      model = self.frozen.task.create_model(self.frozen_config, meta)
+      pretrained = model.pretrained_params()
+    self.assertEqual(reads.call_count, 1)
+    self.assertEqual(meta, self.frozen_meta)
+    _assert_trees_equal(self, pretrained['encoder'], self.weights)
+
+  def test_damaged_weights_stop_the_meta_with_one_line(self):
+    with open(os.path.join(self.weights_dir, checkpoint.PARAMS_NAME),
+              'rb') as f:
+      data = f.read()
+    for name, damaged_data in (('cut', data[:-7]), ('extra', data + b'\x00'),
+                               ('empty', b'')):
+      damaged = shutil.copytree(self.weights_dir,
+                                os.path.join(self.tmp, f'damaged-{name}'))
+      with open(os.path.join(damaged, checkpoint.PARAMS_NAME), 'wb') as f:
+        f.write(damaged_data)
+      config = self._config(**{'model.encoder.weights': damaged})
+      with self.assertRaisesRegex(ValueError,
+                                  'params.msgpack is damaged') as caught:
+        tasks.get(config).open_data(config)
+      self.assertNotIn('\n', str(caught.exception))
 
   def test_weights_of_another_shape_name_the_layer(self):
     wide_encoder = dataclasses.replace(self.encoder, channels=(8, 24))

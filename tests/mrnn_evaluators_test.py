@@ -16,8 +16,10 @@ from capjax.evaluators import split_data
 from capjax.metrics import coco
 from capjax.metrics import consensus
 from capjax.metrics import retrieval
+from capjax.metrics import tokenizer
 from capjax.models import captioning
 from capjax.models.retrieval import likelihood
+from capjax.tasks import captioning as captioning_task
 from configs.mrnn import shapes as mrnn_shapes
 
 
@@ -105,6 +107,47 @@ class MRNNEvaluatorsTest(absltest.TestCase):
                            metrics['bleu/Bleu_4'])
     self.assertAlmostEqual(found['cider', c.m_cider]['CIDEr'],
                            metrics['cider/CIDEr'])
+
+  def test_rare_words_reach_the_evaluators_as_they_reach_training(self):
+    # min_count 120 makes 'three', 'two', 'on' and 'an' rare on tiny shapes.
+    config = mrnn_shapes.get_config('tiny')
+    config.dataset.min_count = 120
+    config.eval.likelihood.num_images = 8
+    config.eval.max_examples = 8
+    config.eval.consensus.train_images = 24
+    train = split_data.open_split(config, 'train')
+    vocab = vocab_lib.Vocab.build(pipeline.all_captions(train),
+                                  min_count=config.dataset.min_count)
+    meta = {'vocab': vocab.to_json()}
+    model = captioning.create(config, len(vocab))  # compiled lazily, not run
+    unk = {}
+    for rare in ('unk', 'drop'):
+      config.dataset.rare_words = rare
+      lik = likelihood_retrieval.Evaluator(config, None, model, meta, 'test',
+                                           self.mesh)
+      rerank = consensus_rerank.Evaluator(config, None, model, meta,
+                                          'validation', self.mesh)
+      unk[rare] = [int(np.sum(x == vocab_lib.UNK_ID)) for x in (
+          lik.inputs, lik.targets, rerank.own, rerank.train_caps)]
+      # The training batches' encoding of these words.
+      batches = pipeline.train_batches(
+          captioning_task.without_rare_words(config, vocab, train), vocab,
+          batch_size=8, max_len=config.dataset.max_len, seed=0,
+          start_step=0, prefetch=0)
+      unk[rare].append(int(np.sum(next(iter(batches))['tokens']
+                                  == vocab_lib.UNK_ID)))
+    self.assertTrue(all(unk['unk']), unk)  # the rare words are there
+    self.assertEqual(unk['drop'], [0] * 5)
+    # 'drop': each evaluated sentence is its caption's in-vocabulary words,
+    # written out here from the tokenizer.
+    test = split_data.open_split(config, 'test')
+    known = set(vocab.words[len(vocab_lib.SPECIAL_TOKENS):])
+    want = [' '.join(w for w in tokenizer.tokenize(c) if w in known)
+            for caps in test.captions[:8]
+            for c in caps[:config.dataset.captions_per_image]]
+    got = [vocab.decode(row) for row in lik.inputs]
+    self.assertEqual(got, want)
+
 
 if __name__ == '__main__':
   absltest.main()

@@ -4,8 +4,10 @@ from capjax.benchmarks import decode
 from capjax.benchmarks import dtypes
 from capjax.benchmarks import extract
 from capjax.benchmarks import finetune_step
+from capjax.benchmarks import frozen_step
 from capjax.benchmarks import retrieval
 from capjax.benchmarks import train_step
+from capjax.benchmarks import weights_read
 
 MODEL_BENCHMARKS = ('train_step', 'train_parts', 'decode', 'compile')
 
@@ -31,3 +33,7 @@ def check_config(what: str, config: dict) -> None:
     extract.check(config)
   if what == 'finetune_step':
     finetune_step.check(config)
+  if what == 'frozen_step':
+    frozen_step.check(config)
+  if what == 'weights_read':
+    weights_read.check(config)

@@ -60,13 +60,13 @@ class Evaluator:
                    else None)
     per_image = config.dataset.captions_per_image
     max_len = config.dataset.max_len
-    own, _ = split_data.captions(source, self.vocab, count=len(self.images),
-                                 max_len=max_len, per_image=per_image)
+    own, _ = split_data.captions(config, source, self.vocab,
+                                 count=len(self.images), per_image=per_image)
     self.own = split_data.words_only(own)  # [Q, R, T]
     train = split_data.open_split(config, 'train')
     self.train_images = split_data.images(train, c.train_images)
     train_caps, _ = split_data.captions(
-        train, self.vocab, count=len(self.train_images), max_len=max_len,
+        config, train, self.vocab, count=len(self.train_images),
         per_image=per_image)
     self.train_caps = split_data.words_only(train_caps)  # [N, R, T]
     self.df = consensus.DocumentFrequencies.build(self.train_caps,

@@ -40,8 +40,7 @@ class Evaluator:
     source = split_data.open_split(config, split)
     self.images = split_data.images(source, e.num_images)
     tokens, mask = split_data.captions(
-        source, vocab, count=self.images.shape[0],
-        max_len=config.dataset.max_len,
+        config, source, vocab, count=self.images.shape[0],
         per_image=config.dataset.captions_per_image)
     real = mask.reshape(-1) > 0
     self.caption_image = np.repeat(np.arange(tokens.shape[0]),

@@ -5,6 +5,7 @@ from typing import Any
 import numpy as np
 
 from capjax.data import pipeline
+from capjax.data import rare_words
 from capjax.data import vocab as vocab_lib
 
 
@@ -30,17 +31,28 @@ def images(source, count: int) -> np.ndarray:
   return np.stack([source.image(i) for i in range(count)])
 
 
-def captions(source, vocab: vocab_lib.Vocab, *, count: int, max_len: int,
+def captions(config, source, vocab: vocab_lib.Vocab, *, count: int,
              per_image: int) -> tuple[np.ndarray, np.ndarray]:
-  """Token ids of the first `count` images' captions.
+  """Token ids of the first `count` images' captions, encoded as training
+  encodes them (`rare_words.as_trained`: with `dataset.rare_words='drop'`
+  the rare words are removed, not UNK).
+
+  Args:
+    config: the experiment config (reads `dataset.max_len` and
+      `dataset.rare_words`).
+    source: the split (`open_split`).
+    vocab: the training vocabulary.
+    count: how many images (0: all).
+    per_image: captions kept per image.
 
   Returns:
     tokens: [count, per_image, max_len + 1] int32 (BOS, words, EOS, PAD);
     mask: [count, per_image] float32, 1 for real captions.
   """
   count = min(count or len(source), len(source))
-  tokens, mask = pipeline.eval_arrays(source, vocab, max_len=max_len,
-                                      captions_per_image=per_image)
+  tokens, mask = pipeline.eval_arrays(
+      rare_words.as_trained(config.dataset, vocab, source), vocab,
+      max_len=config.dataset.max_len, captions_per_image=per_image)
   return tokens[:count], mask[:count]
 
 

@@ -63,10 +63,13 @@ class TagClassifier:
   Attributes:
     encoder: pure encoder (`init`, `apply`).
     head: the `TagHead`.
+    frozen_encoder: no gradient reaches the encoder's params
+      (`model.encoder.trainable=False`): the backward pass stops at the CNN.
   """
 
   encoder: encoders.Encoder
   head: TagHead
+  frozen_encoder: bool = False
 
   def init(self, rng: jax.Array, images: jax.Array) -> Params:
     encoder_rng, head_rng = jax.random.split(rng)
@@ -77,7 +80,10 @@ class TagClassifier:
 
   def logits(self, params: Params, images: jax.Array) -> jax.Array:
     """images [batch, ...] -> tag logits [batch, V] (specials at -1e9)."""
-    feature, _ = self.encoder.apply(params['encoder'], images)
+    encoder_params = params['encoder']
+    if self.frozen_encoder:  # XLA builds no backward pass through the CNN
+      encoder_params = jax.lax.stop_gradient(encoder_params)
+    feature, _ = self.encoder.apply(encoder_params, images)
     logits = self.head.apply({'params': params['head']}, feature)
     return logits.at[:, :NUM_SPECIAL].set(NEG_INF)
 
@@ -95,4 +101,5 @@ def create(config: ml_collections.ConfigDict, vocab_size: int) -> TagClassifier:
   return TagClassifier(
       encoder=encoders.create(config.model.encoder, dtype),
       head=TagHead(vocab_size=vocab_size,
-                   hidden_dim=config.model.tag_hidden_dim, dtype=dtype))
+                   hidden_dim=config.model.tag_hidden_dim, dtype=dtype),
+      frozen_encoder=not config.model.encoder.get('trainable', True))

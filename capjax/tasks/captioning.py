@@ -26,6 +26,7 @@ import numpy as np
 from capjax import losses
 from capjax.data import caption_cleaning
 from capjax.data import pipeline
+from capjax.data import rare_words
 from capjax.data import vocab as vocab_lib
 from capjax.data import word_vectors
 from capjax.models import captioning
@@ -34,7 +35,7 @@ from capjax.models.encoders import checkpoint
 DEFAULT_EVALUATORS = ('captions', 'perplexity')
 VOCAB_KEY = 'vocabulary'  # the meta key of the vocabulary JSON
 STOP_WORDS_KEY = 'stop_words'  # the meta key of the stop-word list used
-RARE_WORDS = ('unk', 'drop')  # dataset.rare_words: become UNK | are removed
+RARE_WORDS = rare_words.CHOICES  # dataset.rare_words: become UNK | removed
 WEIGHTS_KEY = 'encoder_weights'  # the meta key of the converted weights
 
 
@@ -96,17 +97,9 @@ def open_data(config: ml_collections.ConfigDict):
 
 def without_rare_words(config: ml_collections.ConfigDict,
                        vocab: vocab_lib.Vocab, source):
-  """The split with out-of-vocabulary words removed (`rare_words='drop'`).
-
-  Seed 000 removes the words seen fewer than `min_count` times from its
-  captions; capjax's default (`'unk'`) encodes them as UNK. References are
-  left as `pipeline.open_split` made them.
-  """
-  if config.dataset.get('rare_words', 'unk') != 'drop':
-    return source
-  return pipeline.CleanedSource(
-      source, caption_cleaning.keep_only(frozenset(vocab.words[4:])),
-      clean_references=False)
+  """The split with out-of-vocabulary words removed (`rare_words='drop'`);
+  `rare_words.as_trained`, the one function every encoding path shares."""
+  return rare_words.as_trained(config.dataset, vocab, source)
 
 
 def eval_batches(config: ml_collections.ConfigDict, meta: dict, split: str):

@@ -18,6 +18,7 @@ import numpy as np
 
 from capjax import atomic_write
 from capjax.models import encoders
+from capjax.models.encoders import msgpack_walk
 
 FORMAT = 'capjax-encoder'
 VERSION = 1
@@ -75,37 +76,85 @@ def read_info(directory: str) -> dict:
   return info
 
 
-def _read_params(directory: str):
-  """(params, sha256 hex of params.msgpack); one-line errors when damaged."""
+# realpath of a params.msgpack -> ((inode, size, mtime_ns), sha256) of what
+# `describe` checked in this process, so `load_params` need not hash it again.
+_CHECKED: dict[str, tuple[tuple[int, int, int], str]] = {}
+
+
+def _identity(f) -> tuple[int, int, int]:
+  """What tells an open file's contents apart cheaply: (inode, size, mtime)."""
+  st = os.fstat(f.fileno())
+  return st.st_ino, st.st_size, st.st_mtime_ns
+
+
+def _damaged(path: str, e: Exception) -> ValueError:
+  return ValueError(f'{path} is damaged ({type(e).__name__}: {e}); convert '
+                    'the weights again.')
+
+
+def _check_params(directory: str) -> str:
+  """The SHA-256 of params.msgpack, after a check of its structure.
+
+  One streamed pass (`msgpack_walk`): every byte hashed, the msgpack
+  headers followed (a non-empty map, no missing or extra bytes), no array
+  built. One-line errors when damaged.
+  """
   path = os.path.join(directory, PARAMS_NAME)
   try:
     with open(path, 'rb') as f:
+      identity = _identity(f)
+      entries, sha256 = msgpack_walk.walk(f)
+  except FileNotFoundError:
+    raise ValueError(f'{directory} has {JSON_NAME} but no {PARAMS_NAME}; '
+                     'convert the weights again.') from None
+  except Exception as e:  # pylint: disable=broad-except
+    raise _damaged(path, e) from None
+  if not entries:
+    raise ValueError(f'{path} holds no parameter tree; convert the weights '
+                     'again.')
+  _CHECKED[os.path.realpath(path)] = (identity, sha256)
+  return sha256
+
+
+def _read_params(directory: str, sha256: str = ''):
+  """(params, sha256 hex of params.msgpack); one-line errors when damaged.
+
+  The hash is not computed again for a file `describe` hashed in this
+  process as `sha256`, unchanged since (same inode, size and mtime).
+  """
+  path = os.path.join(directory, PARAMS_NAME)
+  try:
+    with open(path, 'rb') as f:
+      identity = _identity(f)
       data = f.read()
     params = serialization.msgpack_restore(data)
   except FileNotFoundError:
     raise ValueError(f'{directory} has {JSON_NAME} but no {PARAMS_NAME}; '
                      'convert the weights again.') from None
   except Exception as e:  # pylint: disable=broad-except
-    raise ValueError(f'{path} is damaged ({type(e).__name__}: {e}); convert '
-                     'the weights again.') from None
+    raise _damaged(path, e) from None
   if not isinstance(params, dict) or not params:
     raise ValueError(f'{path} holds no parameter tree; convert the weights '
                      'again.')
+  if sha256 and _CHECKED.get(os.path.realpath(path)) == (identity, sha256):
+    return params, sha256
   return params, hashlib.sha256(data).hexdigest()
 
 
 def describe(directory: str) -> dict:
   """What a run's meta records of the weights it starts from.
 
-  Reads (and so checks) the whole checkpoint: a damaged one is a one-line
-  ValueError here, before a run writes anything.
+  Checks the whole checkpoint (`_check_params`: every byte hashed, the
+  structure walked, no array built): a damaged one is a one-line
+  ValueError here, before a run writes anything. The params are read once,
+  later, by `load_params`.
 
   Returns:
     {'arch', 'source', 'fields', 'sha256'}: the JSON's identity and the
     SHA-256 of params.msgpack (another file of the same arch differs).
   """
   info = read_info(directory)
-  _, sha256 = _read_params(directory)
+  sha256 = _check_params(directory)
   return {'arch': info['arch'], 'source': info.get('source', ''),
           'fields': dict(info['fields']), 'sha256': sha256}
 
@@ -118,7 +167,7 @@ def load_params(directory: str, sha256: str = ''):
     sha256: the fingerprint `describe` gave ('' = not checked).
   """
   read_info(directory)
-  params, got = _read_params(directory)
+  params, got = _read_params(directory, sha256)
   if sha256 and got != sha256:
     raise ValueError(f'{directory} changed since the run recorded its '
                      'weights (another params.msgpack): use the weights the '

@@ -56,12 +56,15 @@ class EmbeddingModel:
       `embed_texts(tokens)`.
     score: the pairwise similarity of the embedder's embeddings.
     objective: the ranking loss it is trained with (`ranking.Objective`).
+    frozen_encoder: no gradient reaches the encoder's params
+      (`model.encoder.trainable=False`): the backward pass stops at the CNN.
   """
 
   encoder: encoders.Encoder
   embedder: nn.Module
   score: Callable[[jax.Array, jax.Array], jax.Array]
   objective: ranking.Objective = ranking.Objective()
+  frozen_encoder: bool = False
 
   def init(self, rng: jax.Array, images: jax.Array, tokens: jax.Array):
     """images [B, ...]; tokens [B, T] int32 -> params."""
@@ -74,7 +77,10 @@ class EmbeddingModel:
 
   def embed_images(self, params: Params, images: jax.Array) -> jax.Array:
     """images [K, ...] -> [K, D] (common space) or [K, regions, D]."""
-    features = self.encoder.apply(params['encoder'], images)
+    encoder_params = params['encoder']
+    if self.frozen_encoder:  # XLA builds no backward pass through the CNN
+      encoder_params = jax.lax.stop_gradient(encoder_params)
+    features = self.encoder.apply(encoder_params, images)
     return self.embedder.apply({'params': params['embedder']}, features,
                                method='embed_images')
 
@@ -109,4 +115,6 @@ def create(config: ml_collections.ConfigDict,
   return EmbeddingModel(encoder=encoders.create(config.model.encoder,
                                                  kwargs['dtype']),
                         embedder=embedder_class(**kwargs), score=score,
-                        objective=objective)
+                        objective=objective,
+                        frozen_encoder=not config.model.encoder.get(
+                            'trainable', True))
