@@ -54,6 +54,10 @@ _ABBREV1 = frozenset(
 # Case variants that the jar does not take as ABBREV1 (case-sensitive rules).
 _ABBREV1_EXCLUDED = frozenset(
     'ark az del ill la mass miss ore pa tex wash PTE PTY PTYS'.split())
+# The ABBREV1 words in the case forms `_abbrev_class` accepts.
+_ABBREV1_RE = '|'.join(sorted(
+    {form for w in _ABBREV1 for form in (w, w.lower(), w.upper())}
+    - _ABBREV1_EXCLUDED, key=lambda w: (-len(w), w)))
 # ABBREV2: titles and company words, always kept with their period.
 _ABBREV2 = frozenset(
     'Adj Adm Adv Alex Assoc Asst Atty Attys Ave Brig Capt Cf Cie Cmdr Col '
@@ -111,23 +115,28 @@ _LONE_HYPHEN_RE = re.compile(
 _EXTRA_LETTERS = (ptb_chars.regex_class(ptb_chars.EXTRA_LETTERS) +
                   _WORD_HYPHENS)
 _NOT_WORD = ptb_chars.regex_class(ptb_chars.NOT_WORD)
+_RULE_LETTERS = ptb_chars.regex_class(ptb_chars.RULE_LETTERS)
 
 # A letter of the jar's words (with its extra letters, e.g. combining marks).
 _L = rf'(?:[^\W\d_{_NOT_WORD}]|[{_EXTRA_LETTERS}])'
 _LD = rf'(?:{_L}|\d)'  # a word's letter or a digit
-# A letter or a digit of the jar's other rules (no extra letters).
-_A = rf'[^\W_{_NOT_WORD}]'
+# A letter of the jar's other rules (JFlex's [:letter:]: no combining marks).
+_RL = rf'(?:[^\W\d_{_NOT_WORD}]|[{_RULE_LETTERS}])'
+# A letter or a digit of the jar's other rules.
+_A = rf'(?:[^\W_{_NOT_WORD}]|[{_RULE_LETTERS}])'
 _NUM = r'(?:\d*(?:[.:,]\d+)+|\d+(?:[.:,]\d+)*)'
 _CLITIC = r'(?:[msdMSD]|[rR][eE]|[vV][eE]|[lL][lL])'
 # The lexer's token classes (regex, kind); the longest match wins and ties
 # go to the earlier entry, as in JFlex. Lookaheads after clitics and some
 # rules are ASCII-only, as in the jar.
-def _compile_rules(l: str, ld: str, a: str) -> list[tuple[re.Pattern, str]]:
+def _compile_rules(l: str, ld: str, rl: str,
+                   a: str) -> list[tuple[re.Pattern, str]]:
   """The lexer's rules for the given character classes.
 
   Args:
     l: regex of a letter of words.
     ld: regex of a word's letter or digit.
+    rl: regex of a letter of the other rules (apostrophe words).
     a: regex of a letter or digit of the other rules.
 
   Returns:
@@ -139,16 +148,22 @@ def _compile_rules(l: str, ld: str, a: str) -> list[tuple[re.Pattern, str]]:
       (r'[A-Za-z0-9][^\s"<>|()\u00a0]*@(?:[^\s"<>|(){}.\u00a0]+\.)*'
        r'[^\s"<>|(){}.\u00a0]+', 'keep'),  # e-mail (no dot needed)
       (r'(?i:cannot|gonna|gotta|lemme|gimme|wanna)', 'assim'),
-      (r"(?P<tok>'t)(?i:is|was)(?![A-Za-z])", 'keep'),  # 't|is
-      (rf"(?P<tok>{l}{ld}*)'{_CLITIC}(?![A-Za-z])", 'keep'),  # man|'s
-      (r"(?P<tok>[A-Za-z]*[A-MO-Za-mo-z])n't", 'keep'),  # do|n't (ASCII)
+      # Trailing context (after `tok`) counts in the match's length but is
+      # lexed again, whatever follows it.
+      (r"(?P<tok>'[tT])(?i:is|was)", 'keep'),  # 't|is
+      (rf"(?P<tok>{l}{ld}*(?:[.!?]{l}{ld}*)*)'{_CLITIC}", 'keep'),  # man|'s
+      (r"(?P<tok>[A-Za-z]*[A-MO-Za-mo-z])(?i:n't)", 'keep'),  # do|n't
       (rf'{l}{ld}*(?:[.!?]{l}{ld}*)*', 'keep'),  # WORD
+      # ABBREV1 with two characters of trailing context (the end of the line
+      # counts as two): `etc.x` is `etc. x` but `etc.ab` is one word.
+      (rf'(?P<tok>(?:{_ABBREV1_RE})\.)(?s:..|.?\Z)', 'acronym'),
       # A word or hyphenated thing keeps its period before , ; or : (which is
       # lexed again).
       (rf'(?P<tok>(?:{l}{ld}*(?:[.!?]{l}{ld}*)*|{a}+(?:-{a}+)*)\.)[,;:]',
        'keep'),
-      (rf"(?:[dDoOlL]'{a})?(?:{a}+|[-+]?{_NUM})"
-       rf"(?:[-_](?:[dDoOlL]'{a})?(?:{a}+|{_NUM}))*", 'keep'),  # THING
+      # THING: letters and digits joined by - or _ (a signed or dotted
+      # number is not one of its parts).
+      (rf"(?:[dDoOlL]'{a})?{a}+(?:[-_](?:[dDoOlL]'{a})?{a}+)*", 'keep'),
       (r'[A-Z]+(?:&[A-Z]+)+', 'keep'),  # AT&T
       (r'[A-Za-z0-9]+(?:-[A-Za-z]+){0,2}'
        r'(?:\\?\/[A-Za-z0-9]+(?:-[A-Za-z]+){0,2}){1,2}',
@@ -157,13 +172,16 @@ def _compile_rules(l: str, ld: str, a: str) -> list[tuple[re.Pattern, str]]:
        r'(?:-(?:[A-Za-z0-9]+|[A-Za-z](?:\.[A-Za-z])+\.))+', 'keep'),
       (r'(?:\d{1,4}[- \u00a0])?\d{1,4}\\?\/\d{1,4}', 'frac'),
       (rf"[-+]?{_NUM}", 'keep'),  # NUMBER
-      (r"n't", 'keep'),
+      (r"(?i:n't)", 'keep'),
       (rf"'{_CLITIC}(?![A-Za-z])", 'keep'),
       # Words the lexer keeps whole despite an apostrophe.
-      (rf"(?i:'n'|'n(?![^\W\d_])|dunkin'|somethin'|ol'|'em|'till?|'cause"
-       rf"|nor'easter|c'mon|e'er|s'mores|ev'ry|li'l|nat'l|o'o)"
-       rf"|[lLdDjJyY]'|[A-HJ-XZn]'{l}{{2,}}|'[2-9]0s"
-       rf"|{l}+[aeiouyAEIOUY]'[aeiouA-Z]{l}*", 'keep'),
+      # 'n and '99 only before a space or the end of the line, y' only
+      # before a letter.
+      (rf"(?i:'n'|'n(?=[{_SPACE}]|\Z)|dunkin'|somethin'|ol'|'em|'till?"
+       rf"|'cause|nor'easter|c'mon|e'er|s'mores|ev'ry|li'l|nat'l|o'o)"
+       rf"|'\d\d(?=[{_SPACE}]|\Z)|[yY]'(?={rl})"
+       rf"|[lLdDjJ]'|[A-HJ-XZn]'{rl}{{2,}}|'[2-9]0s"
+       rf"|{rl}+[aeiouyAEIOUY]'[aeiouA-Z]{rl}*", 'keep'),
       (r'[A-Za-z](?:\.[A-Za-z])*\.', 'acronym'),  # ASCII only in the jar
       (r'\.\.\.+', 'ellipsis'),
       (r'--+', 'dashes'),
@@ -182,10 +200,13 @@ def _compile_rules(l: str, ld: str, a: str) -> list[tuple[re.Pattern, str]]:
   return [(re.compile(pattern), kind) for pattern, kind in rules]
 
 
-_RULES_UNICODE = _compile_rules(_L, _LD, _A)
+_RULES_UNICODE = _compile_rules(_L, _LD, _RL, _A)
+# The index of the ABBREV1 rule (right after WORD) in both rule lists.
+_ABBREV1_RULE = 8
 # The same rules for ASCII text, where the jar's tables change nothing:
 # plain character classes match faster.
-_RULES_ASCII = _compile_rules('[A-Za-z]', '[A-Za-z0-9]', '[A-Za-z0-9]')
+_RULES_ASCII = _compile_rules('[A-Za-z]', '[A-Za-z0-9]', '[A-Za-z]',
+                              '[A-Za-z0-9]')
 # Candidate abbreviations: a letter run and a period.
 _ABBREV_RE = re.compile(rf'({_L}+)\.')
 _SPACE_RE = re.compile(rf'[{_SPACE}]+')
@@ -274,8 +295,12 @@ class _Scanner:
       best_end, best_kind, best = pos, None, None
       for regex, kind in self.rules:
         match = regex.match(text, pos)
-        if match and match.end() > best_end:
-          best_end, best_kind, best = match.end(), kind, match
+        if match:
+          end = match.end()
+          if end == size and regex is self.rules[_ABBREV1_RULE][0]:
+            end = match.end('tok') + 2  # The line's end counts as context.
+          if end > best_end:
+            best_end, best_kind, best = end, kind, match
       if best_kind is None:
         out.append(text[pos])  # An unknown symbol is a token of its own.
         pos += 1
@@ -334,6 +359,8 @@ class _Scanner:
         if re.match(rf'[{_SPACE}]?\d', rest):
           out.append(piece)
           return end
+      if word.lower() in _ASSIMILATIONS:
+        return self.emit(out, start, end - 1, 'assim')  # can|not|.
       if len(word) > 1 or not word.isascii():
         out.append(word)  # A plain word and its full stop.
         return end - 1
