@@ -1,4 +1,4 @@
-"""Tests of capjax.metrics.tokenizer against the COCO toolkit's PTB jar."""
+"""Tests of capjax.metrics.tokenizer and batch_tokenizer against the PTB jar."""
 
 import json
 import os
@@ -11,6 +11,7 @@ from absl.testing import parameterized
 import hypothesis
 from hypothesis import strategies as st
 
+from capjax.metrics import batch_tokenizer
 from capjax.metrics import java
 from capjax.metrics import ptb_chars
 from capjax.metrics import tokenizer
@@ -128,7 +129,7 @@ class KnownAnswerTest(parameterized.TestCase):
 
   def test_batch_equals_single_on_simple_captions(self):
     texts = ['A man riding a horse.', 'Two dogs, playing', 'x']
-    self.assertEqual(tokenizer.tokenize_batch(texts),
+    self.assertEqual(batch_tokenizer.tokenize_batch(texts),
                      [tokenizer.tokenize(t) for t in texts])
 
 
@@ -147,14 +148,14 @@ class JarParityTest(absltest.TestCase):
     cls.expected = _jar_tokens(cls.lines)
 
   def test_sample_of_coco_captions_matches_token_for_token(self):
-    got = tokenizer.tokenize_batch(self.sample)
+    got = batch_tokenizer.tokenize_batch(self.sample)
     mismatches = [(t, e, g) for t, e, g in
                   zip(self.sample, self.expected, got) if e != g]
     self.assertGreater(len(self.sample), 20000)
     self.assertEqual(mismatches, [])
 
   def test_probes_match_token_for_token(self):
-    got = tokenizer.tokenize_batch(self.lines)[len(self.sample):]
+    got = batch_tokenizer.tokenize_batch(self.lines)[len(self.sample):]
     expected = self.expected[len(self.sample):]
     for text, e, g in zip(PROBES, expected, got):
       self.assertEqual(g, e, msg=text)
@@ -191,7 +192,7 @@ class SystematicJarTest(absltest.TestCase):
   def test_marks_after_contractions_and_punctuation_match_the_jar(self):
     lines = _systematic_lines()
     expected = _jar_tokens(lines)
-    got = tokenizer.tokenize_batch(lines)
+    got = batch_tokenizer.tokenize_batch(lines)
     mismatches = [(ascii(t), e, g) for t, e, g in zip(lines, expected, got)
                   if e != g]
     self.assertGreater(len(lines), 3000)
@@ -240,7 +241,7 @@ class UnicodeFuzzTest(absltest.TestCase):
   def test_fuzzed_captions_match_the_jar(self, captions):
     # One jar run per example of 60 captions: Java starts slowly.
     expected = _jar_tokens(captions)
-    got = tokenizer.tokenize_batch(captions)
+    got = batch_tokenizer.tokenize_batch(captions)
     for caption, e, g in zip(captions, expected, got):
       self.assertEqual(g, e, msg=ascii(caption))
 

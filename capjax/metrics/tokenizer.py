@@ -11,9 +11,9 @@ period.
 
 The jar lexes the joined lines as one stream, so an abbreviation that ends a
 caption looks ahead into the next caption (`"a t.v."` followed by a caption
-starting with `"A"` yields `t.v. .`). `tokenize_batch` reproduces that by
-treating its texts as consecutive lines; `tokenize` treats its text as a whole
-file.
+starting with `"A"` yields `t.v. .`). `ptb_tokenize` takes the lines that
+follow as an argument for that; `batch_tokenizer.tokenize_batch` tokenizes a
+whole split that way; `tokenize` treats its text as a whole file.
 
 Like the toolkit, tokens are lower-cased; a fraction or phone number such as
 `25 1/2` is one token holding a no-break space (U+00A0), exactly as the jar
@@ -25,12 +25,8 @@ Known differences from the jar, all rare in captions, are listed in
 `ptb_chars`.
 """
 
-import contextlib
-import gc
 import re
-from typing import Iterator, Sequence
-
-import numpy as np
+from typing import Sequence
 
 from capjax.metrics import ptb_chars
 
@@ -85,7 +81,8 @@ _BRACKETS = {
 # characters are dropped before the stand-ins are put in.
 _VULGAR_FRACTIONS = {'\ue000': '1/4', '\ue001': '1/2', '\ue002': '3/4',
                      '\ue003': '1/3', '\ue004': '2/3'}
-_ASSIMILATIONS = {
+# Words the lexer splits, and the length of their second part.
+ASSIMILATIONS = {
     'cannot': 3, 'gonna': 2, 'gotta': 2, 'lemme': 2, 'gimme': 2, 'wanna': 2,
 }
 _CHAR_MAP = str.maketrans({
@@ -207,20 +204,16 @@ _ABBREV1_RULE = 8
 # plain character classes match faster.
 _RULES_ASCII = _compile_rules('[A-Za-z]', '[A-Za-z0-9]', '[A-Za-z]',
                               '[A-Za-z0-9]')
-# Candidate abbreviations: a letter run and a period.
-_ABBREV_RE = re.compile(rf'({_L}+)\.')
 _SPACE_RE = re.compile(rf'[{_SPACE}]+')
 # A run of letters before a space, a comma and a space, or the end.
 _PLAIN_RE = re.compile(r'[A-Za-z]+(?=[ \t]|,[ \t]|,?\Z)')
 # A caption made of letters, spaces, commas and one final period.
 _FAST_RE = re.compile(r'[A-Za-z ,]*[A-Za-z](\.?) *\Z')
 _FAST_UNSAFE_RE = re.compile(r'(?i)cannot|gonna|gotta|lemme|gimme|wanna')
-_ABBREVIATIONS_LOWER = frozenset(
+# Every listed abbreviation, lower-cased (for the batch path's final-period
+# test).
+ABBREVIATIONS_LOWER = frozenset(
     w.lower() for w in _ABBREV1 | _ABBREV2 | _ABBREV3)
-# Bytes a simple caption may hold: letters, space, comma, period, newline.
-_SIMPLE_BYTE = np.zeros(256, bool)
-_SIMPLE_CHARS = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ ,.\n'
-_SIMPLE_BYTE[[ord(c) for c in _SIMPLE_CHARS]] = True
 
 
 def _abbrev_class(word: str) -> int:
@@ -288,7 +281,7 @@ class _Scanner:
         pos = space.end()
         continue
       plain = _PLAIN_RE.match(text, pos)
-      if plain and plain.group().lower() not in _ASSIMILATIONS:
+      if plain and plain.group().lower() not in ASSIMILATIONS:
         out.append(plain.group())  # No rule matches more than a bare word.
         pos = plain.end()
         continue
@@ -317,7 +310,7 @@ class _Scanner:
     if kind == 'keep':
       out.append(piece)
     elif kind == 'assim':
-      cut = end - _ASSIMILATIONS[piece.lower()]
+      cut = end - ASSIMILATIONS[piece.lower()]
       out.append(text[start:cut])  # can|not, gon|na: the rest comes next.
       return cut
     elif kind == 'acronym':
@@ -359,7 +352,7 @@ class _Scanner:
         if re.match(rf'[{_SPACE}]?\d', rest):
           out.append(piece)
           return end
-      if word.lower() in _ASSIMILATIONS:
+      if word.lower() in ASSIMILATIONS:
         return self.emit(out, start, end - 1, 'assim')  # can|not|.
       if len(word) > 1 or not word.isascii():
         out.append(word)  # A plain word and its full stop.
@@ -433,102 +426,6 @@ def tokenize(text: str) -> list[str]:
   if fast is not None:
     return fast
   return [t for t in ptb_tokenize(text) if t not in PUNCTUATIONS]
-
-
-@contextlib.contextmanager
-def gc_paused() -> Iterator[None]:
-  """Pauses the cyclic garbage collector while many small lists are built.
-
-  Building hundreds of thousands of token lists triggers collections that
-  find nothing (lists of strings form no cycles) yet cost a third of the
-  time; the collector's previous state is restored on exit.
-  """
-  was_enabled = gc.isenabled()
-  gc.disable()
-  try:
-    yield
-  finally:
-    if was_enabled:
-      gc.enable()
-
-
-def _lines_needing_lexer(
-    joined: str, simple_tokens: list[list[str]]) -> list[int]:
-  """Indices of the lines of `joined` that the simple path gets wrong.
-
-  A line leaves the simple path when it holds a byte other than letters,
-  spaces, commas and periods, a period that does not end it, a final period
-  after a one-letter word or a listed abbreviation, or a word the lexer
-  splits (cannot, gonna, ...). All tests but the last word's run in NumPy over
-  the UTF-8 bytes.
-
-  Args:
-    joined: the captions joined by newlines.
-    simple_tokens: [num_lines] the simple path's tokens of each line.
-
-  Returns:
-    Sorted line indices.
-  """
-  raw = joined.encode('utf-8')
-  data = np.frombuffer(raw, np.uint8)
-  newlines = np.flatnonzero(data == 10)
-  slow = [np.flatnonzero(~_SIMPLE_BYTE[data])]
-  periods = np.flatnonzero(data == 46)
-  if periods.size:
-    nonspace = np.flatnonzero(data != 32)
-    nxt = np.searchsorted(nonspace, periods + 1)
-    after = np.full(periods.shape, 10, np.uint8)
-    inside = nxt < nonspace.size
-    after[inside] = data[nonspace[nxt[inside]]]
-    slow.append(periods[after != 10])
-    final_lines = np.unique(np.searchsorted(newlines, periods[after == 10]))
-  else:
-    final_lines = np.zeros(0, np.int64)
-  lowered = raw.lower()
-  for word in _ASSIMILATIONS:
-    at = lowered.find(word.encode())
-    while at >= 0:
-      slow.append(np.array([at]))
-      at = lowered.find(word.encode(), at + 1)
-  lines = set(np.searchsorted(newlines, np.concatenate(slow)).tolist())
-  for i in final_lines.tolist():
-    words = simple_tokens[i]
-    if words and (len(words[-1]) == 1 or words[-1] in _ABBREVIATIONS_LOWER):
-      lines.add(i)
-  return sorted(lines)
-
-
-def tokenize_batch(texts: Sequence[str]) -> list[list[str]]:
-  """Tokenizes captions as the toolkit does when they are one jar input.
-
-  The texts are the consecutive lines of one stream, so a caption that ends
-  with an abbreviation sees the start of the next one, exactly as in the
-  toolkit's single Java call. Captions made of letters, spaces, commas and a
-  final period are tokenized together on one joined string; the others go
-  through the lexer.
-
-  Args:
-    texts: [num_captions] captions, in the toolkit's order.
-
-  Returns:
-    [num_captions] token lists (see `tokenize`).
-  """
-  with gc_paused():
-    return _tokenize_batch(texts)
-
-
-def _tokenize_batch(texts: Sequence[str]) -> list[list[str]]:
-  texts = [text.replace('\n', ' ') for text in texts]
-  if not texts:
-    return []
-  joined = '\n'.join(texts)
-  simple = joined.lower().replace(',', ' ').replace('.', ' ').split('\n')
-  out = [line.split() for line in simple]
-  for i in _lines_needing_lexer(joined, out):
-    following = '\n'.join(texts[i + 1:i + 4]) if i + 1 < len(texts) else None
-    tokens = ptb_tokenize(texts[i], following)
-    out[i] = [t for t in tokens if t not in PUNCTUATIONS]
-  return out
 
 
 def to_toolkit_string(tokens: Sequence[str]) -> str:
