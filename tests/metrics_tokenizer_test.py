@@ -114,6 +114,17 @@ class KnownAnswerTest(parameterized.TestCase):
       # thing.
       ('-1-2', ['-1', '-2']),
       ('a-.5', ['a', '-.5']),
+      # Measured with the jar: ABBREV1's trailing context, assimilations
+      # before a period, file names.
+      ('etc.x', ['etc.', 'x']),
+      ('etc.ab', ['etc.ab']),
+      ('cannot.', ['can', 'not']),
+      ('1.x', ['1.x']),
+      ('photo1.JPG, x', ['photo1.jpg', 'x']),
+      ('2.5.pdf', ['2.5.pdf']),
+      ('1.x.a', ['1.x', 'a']),
+      ('1.xx', ['1', 'xx']),
+      ('IMG_1.jpg', ['img_1', 'jpg']),
   )
   def test_tokenize(self, text, expected):
     self.assertEqual(tokenizer.tokenize(text), expected)
@@ -170,6 +181,7 @@ STEMS = (
     "ol'", "c'mon", "graffiti'd", "'tis", 'cannot', 'a.', 'etc.', 'U.S.',
     '3', '3.5', '-1', '.5', '1,000', '3/4', ':30', '$', '#', '-', '...', '!',
     ',', '.', "'", '"', '(', 't-shirt', 'and/or', 'AT&T', '3rd', 'cafe',
+    '1.x', 'img.jpg', 'gonna',
 )
 # Marks and letters of the jar's extra-letter table, and what may follow.
 MARKS = ('\u0301', '\u0300\u0301', '\u0483', '\u0903', '\u02c2',

@@ -123,6 +123,12 @@ _RL = rf'(?:[^\W\d_{_NOT_WORD}]|[{_RULE_LETTERS}])'
 _A = rf'(?:[^\W_{_NOT_WORD}]|[{_RULE_LETTERS}])'
 _NUM = r'(?:\d*(?:[.:,]\d+)+|\d+(?:[.:,]\d+)*)'
 _CLITIC = r'(?:[msdMSD]|[rR][eE]|[vV][eE]|[lL][lL])'
+# The jar's file name extensions (measured: every extension of up to four
+# letters or digits, and a few longer ones tried).
+_FILE_EXTENSIONS = '|'.join(sorted(
+    'c h x gz pl ps py bat bmp cgi cpp dll doc exe gif htm jar jpg mov mp3 '
+    'pdf php png ppt sql tar txt wav xml zip docx html java jpeg class'.split(),
+    key=lambda e: (-len(e), e)))
 # The lexer's token classes (regex, kind); the longest match wins and ties
 # go to the earlier entry, as in JFlex. Lookaheads after clitics and some
 # rules are ASCII-only, as in the jar.
@@ -153,7 +159,10 @@ def _compile_rules(l: str, ld: str, rl: str,
       (rf'{l}{ld}*(?:[.!?]{l}{ld}*)*', 'keep'),  # WORD
       # ABBREV1 with two characters of trailing context (the end of the line
       # counts as two): `etc.x` is `etc. x` but `etc.ab` is one word.
-      (rf'(?P<tok>(?:{_ABBREV1_RE})\.)(?s:..|.?\Z)', 'acronym'),
+      (rf'(?P<tok>(?:{_ABBREV1_RE})\.)(?s:..|.?\Z)', 'abbrev1'),
+      # A file name (`1.jpg`, `img.2.x`) before a space, . , ! ? or the end.
+      (rf'{ld}+(?:\.{ld}+)*\.(?i:{_FILE_EXTENSIONS})(?=[.,!?{_SPACE}]|\Z)',
+       'keep'),
       # A word or hyphenated thing keeps its period before , ; or : (which is
       # lexed again).
       (rf'(?P<tok>(?:{l}{ld}*(?:[.!?]{l}{ld}*)*|{a}+(?:-{a}+)*)\.)[,;:]',
@@ -198,8 +207,6 @@ def _compile_rules(l: str, ld: str, rl: str,
 
 
 _RULES_UNICODE = _compile_rules(_L, _LD, _RL, _A)
-# The index of the ABBREV1 rule (right after WORD) in both rule lists.
-_ABBREV1_RULE = 8
 # The same rules for ASCII text, where the jar's tables change nothing:
 # plain character classes match faster.
 _RULES_ASCII = _compile_rules('[A-Za-z]', '[A-Za-z0-9]', '[A-Za-z]',
@@ -290,7 +297,7 @@ class _Scanner:
         match = regex.match(text, pos)
         if match:
           end = match.end()
-          if end == size and regex is self.rules[_ABBREV1_RULE][0]:
+          if end == size and kind == 'abbrev1':
             end = match.end('tok') + 2  # The line's end counts as context.
           if end > best_end:
             best_end, best_kind, best = end, kind, match
@@ -313,7 +320,7 @@ class _Scanner:
       cut = end - ASSIMILATIONS[piece.lower()]
       out.append(text[start:cut])  # can|not, gon|na: the rest comes next.
       return cut
-    elif kind == 'acronym':
+    elif kind in ('acronym', 'abbrev1'):
       return self.acronym(out, start, end, piece)
     elif kind == 'frac':
       out.append(piece.replace(' ', NBSP))
