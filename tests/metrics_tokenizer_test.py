@@ -125,6 +125,12 @@ class KnownAnswerTest(parameterized.TestCase):
       ('1.x.a', ['1.x', 'a']),
       ('1.xx', ['1', 'xx']),
       ('IMG_1.jpg', ['img_1', 'jpg']),
+      # Measured with the jar: a backtick is an apostrophe in n't and in
+      # apostrophe words; a currency sign is a token of its own.
+      ('don`t', ['do', 'n`t']),
+      ('ma`am', ['ma`am']),
+      ('US\u20ac5', ['us', '$', '5']),
+      ('US$', ['us$']),
   )
   def test_tokenize(self, text, expected):
     self.assertEqual(tokenizer.tokenize(text), expected)

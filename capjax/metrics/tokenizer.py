@@ -91,11 +91,12 @@ _CHAR_MAP = str.maketrans({
     '\u2015': '--', '\u2026': ' ... ',
     '\u00bc': '\ue000', '\u00bd': '\ue001', '\u00be': '\ue002',
     '\u2153': '\ue003', '\u2154': '\ue004',
-    # What the jar reads as cp1252 or as currency.
-    '\u0080': '$', '\u0091': "'", '\u0092': "'", '\u0093': '"', '\u0094': '"',
-    '\u0096': '--', '\u0097': '--', '\u00a2': ' cents ', '\u00a3': ' # ',
-    '\u00a4': '$', '\u20a0': '$', '\u20ac': '$', '\u2039': "'",
-    '\u203a': "'",
+    # What the jar reads as cp1252 or as currency (U+E005 stands for a
+    # currency sign, which is '$' but never part of `US$`).
+    '\u0080': '\ue005', '\u0091': "'", '\u0092': "'", '\u0093': '"',
+    '\u0094': '"', '\u0096': '--', '\u0097': '--', '\u00a2': ' cents ',
+    '\u00a3': ' # ', '\u00a4': '\ue005', '\u20a0': '\ue005',
+    '\u20ac': '\ue005', '\u2039': "'", '\u203a': "'",
 })
 # What the jar cannot lex and drops: its DELETED table (ASCII controls,
 # spaces and more) and every character outside the BMP (it lexes UTF-16
@@ -155,7 +156,7 @@ def _compile_rules(l: str, ld: str, rl: str,
       # lexed again, whatever follows it.
       (r"(?P<tok>'[tT])(?i:is|was)", 'keep'),  # 't|is
       (rf"(?P<tok>{l}{ld}*(?:[.!?]{l}{ld}*)*)'{_CLITIC}", 'keep'),  # man|'s
-      (r"(?P<tok>[A-Za-z]*[A-MO-Za-mo-z])(?i:n't)", 'keep'),  # do|n't
+      (r"(?P<tok>[A-Za-z]*[A-MO-Za-mo-z])(?i:n['`]t)", 'keep'),  # do|n't
       (rf'{l}{ld}*(?:[.!?]{l}{ld}*)*', 'keep'),  # WORD
       # ABBREV1 with two characters of trailing context (the end of the line
       # counts as two): `etc.x` is `etc. x` but `etc.ab` is one word.
@@ -178,7 +179,7 @@ def _compile_rules(l: str, ld: str, rl: str,
        r'(?:-(?:[A-Za-z0-9]+|[A-Za-z](?:\.[A-Za-z])+\.))+', 'keep'),
       (r'(?:\d{1,4}[- \u00a0])?\d{1,4}\\?\/\d{1,4}', 'frac'),
       (rf"[-+]?{_NUM}", 'keep'),  # NUMBER
-      (r"(?i:n't)", 'keep'),
+      (r"(?i:n['`]t)", 'keep'),
       (rf"'{_CLITIC}(?![A-Za-z])", 'keep'),
       # Words the lexer keeps whole despite an apostrophe.
       # 'n and '99 only before a space or the end of the line, y' only
@@ -186,8 +187,8 @@ def _compile_rules(l: str, ld: str, rl: str,
       (rf"(?i:'n'|'n(?=[{_SPACE}]|\Z)|dunkin'|somethin'|ol'|'em|'till?"
        rf"|'cause|nor'easter|c'mon|e'er|s'mores|ev'ry|li'l|nat'l|o'o)"
        rf"|'\d\d(?=[{_SPACE}]|\Z)|[yY]'(?={rl})"
-       rf"|[lLdDjJ]'|[A-HJ-XZn]'{rl}{{2,}}|'[2-9]0s"
-       rf"|{rl}+[aeiouyAEIOUY]'[aeiouA-Z]{rl}*", 'keep'),
+       rf"|[lLdDjJ]'|[A-HJ-XZn]['`]{rl}{{2,}}|'[2-9]0s"
+       rf"|{rl}+[aeiouyAEIOUY]['`][aeiouA-Z]{rl}*", 'keep'),
       (r'[A-Za-z](?:\.[A-Za-z])*\.', 'acronym'),  # ASCII only in the jar
       (r'\.\.\.+', 'ellipsis'),
       (r'--+', 'dashes'),
@@ -200,6 +201,7 @@ def _compile_rules(l: str, ld: str, rl: str,
       (r'&amp;', 'amp'),
       (r'[()\[\]{}]', 'bracket'),
       (r'[\ue000-\ue004]', 'vulgar'),
+      (r'\ue005', 'currency'),  # A token of its own, unlike a written $.
       (r'[\u00b2\u00b3\u00b9\u2070\u2074-\u2079\u2080-\u2089]+',
        'keep'),  # a run of superscript or subscript digits
   ]
@@ -334,6 +336,8 @@ class _Scanner:
       out.append('&')
     elif kind == 'bracket':
       out.append(_BRACKETS[piece])
+    elif kind == 'currency':
+      out.append('$')
     elif kind == 'vulgar':
       out.append(_VULGAR_FRACTIONS[piece])
     return end
