@@ -131,6 +131,14 @@ class KnownAnswerTest(parameterized.TestCase):
       ('ma`am', ['ma`am']),
       ('US\u20ac5', ['us', '$', '5']),
       ('US$', ['us$']),
+      # Measured with the jar: abbreviations in any case but a few.
+      ('rT. x', ['rt.', 'x']),
+      ('aRk. x', ['ark', 'x']),
+      ('ARk. x', ['ark.', 'x']),
+      ('MfG. x', ['mfg.', 'x']),
+      ('MFg. x', ['mfg', 'x']),
+      ('T+A', ['t+a']),
+      ('c++ C# f#', ['c++', 'c#', 'f#']),
   )
   def test_tokenize(self, text, expected):
     self.assertEqual(tokenizer.tokenize(text), expected)
@@ -187,7 +195,7 @@ STEMS = (
     "ol'", "c'mon", "graffiti'd", "'tis", 'cannot', 'a.', 'etc.', 'U.S.',
     '3', '3.5', '-1', '.5', '1,000', '3/4', ':30', '$', '#', '-', '...', '!',
     ',', '.', "'", '"', '(', 't-shirt', 'and/or', 'AT&T', '3rd', 'cafe',
-    '1.x', 'img.jpg', 'gonna',
+    '1.x', 'img.jpg', 'gonna', 'c++', 'AT&T+X', 'rT.',
 )
 # Marks and letters of the jar's extra-letter table, and what may follow.
 MARKS = ('\u0301', '\u0300\u0301', '\u0483', '\u0903', '\u02c2',

@@ -47,13 +47,31 @@ _ABBREV1 = frozenset(
     'Mont Neb Nev Nov Oct Okla Ore Pa Penn Plc Pte Pty Ptys Rd Rt Sep Sept Seq '
     'Sq Sr Sys Tel Tenn Tex Thu Thurs Tue Tues Univ Va Vt Wash Wed Wis Wisc '
     'Wyo Al'.split())
-# Case variants that the jar does not take as ABBREV1 (case-sensitive rules).
-_ABBREV1_EXCLUDED = frozenset(
-    'ark az del ill la mass miss ore pa tex wash PTE PTY PTYS'.split())
-# The ABBREV1 words in the case forms `_abbrev_class` accepts.
-_ABBREV1_RE = '|'.join(sorted(
-    {form for w in _ABBREV1 for form in (w, w.lower(), w.upper())}
-    - _ABBREV1_EXCLUDED, key=lambda w: (-len(w), w)))
+# The jar takes an abbreviation in any case but these: the ones whose first
+# letter must be upper-case, and a letter (by index) that must be lower-case.
+_UPPER_INITIAL = frozenset(
+    'ark az del ill la mass miss ore pa tex wash'.split())
+_LOWER_LETTER = {'mfg': 1, 'mtg': 1, 'pte': 2, 'pty': 2, 'ptys': 2}
+
+
+def _case_forms(word: str) -> str:
+  """A regex of the case forms of `word` that the jar takes."""
+  lower = word.lower()
+  out = []
+  for i, char in enumerate(lower):
+    if i == 0 and lower in _UPPER_INITIAL:
+      out.append(char.upper())
+    elif _LOWER_LETTER.get(lower) == i:
+      out.append(char)
+    else:
+      out.append(f'[{char}{char.upper()}]')
+  return ''.join(out)
+
+
+# The ABBREV1 rule's words (see `_abbrev_class`).
+_ABBREV1_RE = '|'.join(_case_forms(w) for w in
+                       sorted(_ABBREV1, key=lambda w: (-len(w), w)))
+
 # ABBREV2: titles and company words, always kept with their period.
 _ABBREV2 = frozenset(
     'Adj Adm Adv Alex Assoc Asst Atty Attys Ave Brig Capt Cf Cie Cmdr Col '
@@ -61,7 +79,6 @@ _ABBREV2 = frozenset(
     'Lieut Lt Maj Messrs Mfg Mlle Mme Mr Mrs Ms Msgr Mt Mtg Natl Pfc Ph Pres '
     'Prof Profs Pvt Rep Reps Rev Sen Sens Sfc Sgt Spc St Ste Supt Supts Treas '
     'Vs Wm'.split())
-_ABBREV2_EXCLUDED = frozenset(['MFG', 'MTG'])
 # ABBREV3: kept with their period only before a number.
 _ABBREV3 = frozenset('art ca fig figs no nos op pp prop'.split())
 # After an acronym, one of these words marks a sentence end.
@@ -171,7 +188,8 @@ def _compile_rules(l: str, ld: str, rl: str,
       # THING: letters and digits joined by - or _ (a signed or dotted
       # number is not one of its parts).
       (rf"(?:[dDoOlL]'{a})?{a}+(?:[-_](?:[dDoOlL]'{a})?{a}+)*", 'keep'),
-      (r'[A-Z]+(?:&[A-Z]+)+', 'keep'),  # AT&T
+      (r'[A-Z]+(?:[+&][A-Z]+)+', 'keep'),  # AT&T, T+A
+      (r'(?i:c\+\+|[cf]#)', 'keep'),  # programming languages
       (r'[A-Za-z0-9]+(?:-[A-Za-z]+){0,2}'
        r'(?:\\?\/[A-Za-z0-9]+(?:-[A-Za-z]+){0,2}){1,2}',
        'keep'),  # and/or (ASCII only in the jar)
@@ -223,20 +241,17 @@ _FAST_UNSAFE_RE = re.compile(r'(?i)cannot|gonna|gotta|lemme|gimme|wanna')
 # test).
 ABBREVIATIONS_LOWER = frozenset(
     w.lower() for w in _ABBREV1 | _ABBREV2 | _ABBREV3)
+# The case forms of each class, measured with the jar (every case form of
+# every listed abbreviation).
+_ABBREV_RES = [re.compile('|'.join(_case_forms(w) for w in words))
+               for words in (_ABBREV1, _ABBREV2, _ABBREV3)]
 
 
 def _abbrev_class(word: str) -> int:
   """0: plain word, 1: ABBREV1, 2: ABBREV2, 3: ABBREV3 (before numbers)."""
-  for form in (word, word.capitalize()):
-    if form in _ABBREV1 and word not in _ABBREV1_EXCLUDED:
-      if word in (form, form.lower(), form.upper()):
-        return 1
-    if form in _ABBREV2 and word not in _ABBREV2_EXCLUDED:
-      if word in (form, form.lower(), form.upper()):
-        return 2
-  lower = word.lower()
-  if lower in _ABBREV3 and word in (lower, word.upper(), word.capitalize()):
-    return 3
+  for kind, regex in enumerate(_ABBREV_RES, 1):
+    if regex.fullmatch(word):
+      return kind
   return 0
 
 
