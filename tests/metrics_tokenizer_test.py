@@ -139,6 +139,14 @@ class KnownAnswerTest(parameterized.TestCase):
       ('MFg. x', ['mfg', 'x']),
       ('T+A', ['t+a']),
       ('c++ C# f#', ['c++', 'c#', 'f#']),
+      # Measured with the jar: smileys (not before a letter or a digit, nor
+      # at the very end of the input), << and \*.
+      ('a dog :) ok', ['a', 'dog', ':-rrb-', 'ok']),
+      (';-D x', [';-d', 'x']),
+      (':Do', ['do']),
+      ('>:[', ['>', '-lsb-']),
+      ('-_- ^_^', ['-_-', '^_^']),
+      ('a << b \\* c', ['a', '<<', 'b', '\\*', 'c']),
   )
   def test_tokenize(self, text, expected):
     self.assertEqual(tokenizer.tokenize(text), expected)
@@ -195,7 +203,7 @@ STEMS = (
     "ol'", "c'mon", "graffiti'd", "'tis", 'cannot', 'a.', 'etc.', 'U.S.',
     '3', '3.5', '-1', '.5', '1,000', '3/4', ':30', '$', '#', '-', '...', '!',
     ',', '.', "'", '"', '(', 't-shirt', 'and/or', 'AT&T', '3rd', 'cafe',
-    '1.x', 'img.jpg', 'gonna', 'c++', 'AT&T+X', 'rT.',
+    '1.x', 'img.jpg', 'gonna', 'c++', 'AT&T+X', 'rT.', ':)', ';-D', '^_^',
 )
 # Marks and letters of the jar's extra-letter table, and what may follow.
 MARKS = ('\u0301', '\u0300\u0301', '\u0483', '\u0903', '\u02c2',

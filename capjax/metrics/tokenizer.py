@@ -218,6 +218,11 @@ def _compile_rules(l: str, ld: str, rl: str,
       (rf'{l}+\.', 'acronym'),
       (r'&amp;', 'amp'),
       (r'[()\[\]{}]', 'bracket'),
+      # Smileys: a brow, eyes, a nose and a mouth (round brackets written as
+      # -LRB- -RRB-), and Asian smileys.
+      (r"[<>]?[:;=][-o*']?[()DPdpO\\{@|\[\]](?![A-Za-z0-9])", 'smiley'),
+      (r"[-^x=~<>']_[-^x=~<>']", 'keep'),
+      (r'<<|>>|\\\*', 'keep'),  # << >> \*
       (r'[\ue000-\ue004]', 'vulgar'),
       (r'\ue005', 'currency'),  # A token of its own, unlike a written $.
       (r'[\u00b2\u00b3\u00b9\u2070\u2074-\u2079\u2080-\u2089]+',
@@ -316,6 +321,8 @@ class _Scanner:
           end = match.end()
           if end == size and kind == 'abbrev1':
             end = match.end('tok') + 2  # The line's end counts as context.
+          if end == size and kind == 'smiley' and self.following is None:
+            continue  # A smiley needs a character after it, even a newline.
           if end > best_end:
             best_end, best_kind, best = end, kind, match
       if best_kind is None:
@@ -351,6 +358,8 @@ class _Scanner:
       out.append('&')
     elif kind == 'bracket':
       out.append(_BRACKETS[piece])
+    elif kind == 'smiley':
+      out.append(piece.replace('(', '-LRB-').replace(')', '-RRB-'))
     elif kind == 'currency':
       out.append('$')
     elif kind == 'vulgar':
