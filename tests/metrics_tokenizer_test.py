@@ -147,6 +147,18 @@ class KnownAnswerTest(parameterized.TestCase):
       ('>:[', ['>', '-lsb-']),
       ('-_- ^_^', ['-_-', '^_^']),
       ('a << b \\* c', ['a', '<<', 'b', '\\*', 'c']),
+      ('(^_^) (x-x) (---)', ['-lrb-^_^-rrb-', '-lrb-x-x-rrb-', '-lrb-',
+                             '-rrb-']),
+      # Measured with the jar: HTML entities.
+      ('it&apos;s AT&amp;T x&lt;y &#39; a&nbsp;b',
+       ['it', "'s", 'at&t', 'x', '<', 'y', '&#39;', 'a', 'b']),
+      # Measured with the jar: a hyphenated thing or AT&T keeps its period
+      # before a comma; the longest apostrophe word wins; a backtick is an
+      # apostrophe after d, l or o.
+      ('AT&T., x', ['at&t.', 'x']),
+      ("d'a_b., x", ["d'", 'a_b.', 'x']),
+      ("T,E'Ero", ['t', "e'ero"]),
+      ('d`ao o`o', ['d`ao', 'o`o']),
   )
   def test_tokenize(self, text, expected):
     self.assertEqual(tokenizer.tokenize(text), expected)

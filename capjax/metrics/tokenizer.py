@@ -163,6 +163,7 @@ def _compile_rules(l: str, ld: str, rl: str,
   Returns:
     [(compiled rule, kind)], in priority order.
   """
+  thing = rf"(?:[dDoOlL]['`]{a})?{a}+(?:[-_](?:[dDoOlL]['`]{a})?{a}+)*"
   rules = [
       (r'<\/?[A-Za-z!?][^>\r\n]*>', 'keep'),  # SGML tag
       (r'(?:https?|ftp|mailto):\/\/[^\s<>"]+[^\s<>".,!?;:)\]}\'-]', 'keep'),
@@ -183,11 +184,11 @@ def _compile_rules(l: str, ld: str, rl: str,
        'keep'),
       # A word or hyphenated thing keeps its period before , ; or : (which is
       # lexed again).
-      (rf'(?P<tok>(?:{l}{ld}*(?:[.!?]{l}{ld}*)*|{a}+(?:-{a}+)*)\.)[,;:]',
-       'keep'),
+      (rf"(?P<tok>(?:{l}{ld}*(?:[.!?]{l}{ld}*)*|{thing}"
+       rf"|[A-Z]+(?:[+&][A-Z]+)+)\.)[,;:]", 'keep'),
       # THING: letters and digits joined by - or _ (a signed or dotted
       # number is not one of its parts).
-      (rf"(?:[dDoOlL]'{a})?{a}+(?:[-_](?:[dDoOlL]'{a})?{a}+)*", 'keep'),
+      (thing, 'keep'),
       (r'[A-Z]+(?:[+&][A-Z]+)+', 'keep'),  # AT&T, T+A
       (r'(?i:c\+\+|[cf]#)', 'keep'),  # programming languages
       (r'[A-Za-z0-9]+(?:-[A-Za-z]+){0,2}'
@@ -199,14 +200,15 @@ def _compile_rules(l: str, ld: str, rl: str,
       (rf"[-+]?{_NUM}", 'keep'),  # NUMBER
       (r"(?i:n['`]t)", 'keep'),
       (rf"'{_CLITIC}(?![A-Za-z])", 'keep'),
-      # Words the lexer keeps whole despite an apostrophe.
-      # 'n and '99 only before a space or the end of the line, y' only
-      # before a letter.
+      # Words the lexer keeps whole despite an apostrophe, one rule per
+      # form so that the longest wins: 'n and '99 only before a space or
+      # the end of the line, y' only before a letter.
       (rf"(?i:'n'|'n(?=[{_SPACE}]|\Z)|dunkin'|somethin'|ol'|'em|'till?"
-       rf"|'cause|nor'easter|c'mon|e'er|s'mores|ev'ry|li'l|nat'l|o'o)"
-       rf"|'\d\d(?=[{_SPACE}]|\Z)|[yY]'(?={rl})"
-       rf"|[lLdDjJ]'|[A-HJ-XZn]['`]{rl}{{2,}}|'[2-9]0s"
-       rf"|{rl}+[aeiouyAEIOUY]['`][aeiouA-Z]{rl}*", 'keep'),
+       rf"|'cause|nor'easter|c'mon|e'er|s'mores|ev'ry|li'l|nat'l|o['`]o)",
+       'keep'),
+      (rf"'\d\d(?=[{_SPACE}]|\Z)|'[2-9]0s|[yY]'(?={rl})|[lLdDjJ]'", 'keep'),
+      (rf"[A-HJ-XZn]['`]{rl}{{2,}}", 'keep'),
+      (rf"{rl}+[aeiouyAEIOUY]['`][aeiouA-Z]{rl}*", 'keep'),
       (r'[A-Za-z](?:\.[A-Za-z])*\.', 'acronym'),  # ASCII only in the jar
       (r'\.\.\.+', 'ellipsis'),
       (r'--+', 'dashes'),
@@ -216,12 +218,14 @@ def _compile_rules(l: str, ld: str, rl: str,
       (r'@[A-Za-z_][A-Za-z_0-9]*', 'keep'),
       (r'[A-Z]*\$|#+|@+|_+|\*+', 'keep'),
       (rf'{l}+\.', 'acronym'),
-      (r'&amp;', 'amp'),
+      (r'(?i:&(?:lt|gt|quot|nbsp);)', 'entity'),
+      (r'&#\d+;', 'keep'),
       (r'[()\[\]{}]', 'bracket'),
       # Smileys: a brow, eyes, a nose and a mouth (round brackets written as
       # -LRB- -RRB-), and Asian smileys.
       (r"[<>]?[:;=][-o*']?[()DPdpO\\{@|\[\]](?![A-Za-z0-9])", 'smiley'),
       (r"[-^x=~<>']_[-^x=~<>']", 'keep'),
+      (r"\((?:[-^x=~<>'][_.]?[-^x=~<>']|[\^x=~<>']-[\^x=~<>'])\)", 'smiley'),
       (r'<<|>>|\\\*', 'keep'),  # << >> \*
       (r'[\ue000-\ue004]', 'vulgar'),
       (r'\ue005', 'currency'),  # A token of its own, unlike a written $.
@@ -236,6 +240,10 @@ _RULES_UNICODE = _compile_rules(_L, _LD, _RL, _A)
 # plain character classes match faster.
 _RULES_ASCII = _compile_rules('[A-Za-z]', '[A-Za-z0-9]', '[A-Za-z]',
                               '[A-Za-z0-9]')
+# HTML entities: &apos; and &amp; are read as ' and & everywhere (`it&apos;s`,
+# `AT&amp;T`), the others are tokens (&nbsp; none).
+_APOS_AMP_RE = re.compile(r'(?i)&(?:(apos)|amp);')
+_ENTITIES = {'&lt;': '<', '&gt;': '>', '&quot;': "''", '&nbsp;': ''}
 _SPACE_RE = re.compile(rf'[{_SPACE}]+')
 # A run of letters before a space, a comma and a space, or the end.
 _PLAIN_RE = re.compile(r'[A-Za-z]+(?=[ \t]|,[ \t]|,?\Z)')
@@ -354,8 +362,10 @@ class _Scanner:
       out.append('--')
     elif kind == 'quote':
       out.append("''")  # Direction is irrelevant: all quotes are dropped.
-    elif kind == 'amp':
-      out.append('&')
+    elif kind == 'entity':
+      token = _ENTITIES[piece.lower()]
+      if token:
+        out.append(token)
     elif kind == 'bracket':
       out.append(_BRACKETS[piece])
     elif kind == 'smiley':
@@ -418,6 +428,8 @@ def _fast_tokens(text: str) -> list[str] | None:
 
 
 def _prepare(text: str) -> str:
+  if '&' in text:
+    text = _APOS_AMP_RE.sub(lambda m: "'" if m.group(1) else '&', text)
   if text.isascii():
     return text if text.isprintable() else _DELETED_RE.sub(' ', text)
   text = _DELETED_RE.sub(' ', text)
