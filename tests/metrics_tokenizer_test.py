@@ -159,6 +159,12 @@ class KnownAnswerTest(parameterized.TestCase):
       ("d'a_b., x", ["d'", 'a_b.', 'x']),
       ("T,E'Ero", ['t', "e'ero"]),
       ('d`ao o`o', ['d`ao', 'o`o']),
+      # Measured with the jar: SGML tags, five or more dashes, long dashes,
+      # e-mail between < and >.
+      ('<a b="x y"> <p=> </b>', ['<a\u00a0b="x\u00a0y">', '<', 'p', '=', '>',
+                                 '</b>']),
+      ('a ----- b \u2014\u2014 c', ['a', '-----', 'b', 'c']),
+      ('<me@x.com>', ['<me@x.com>']),
   )
   def test_tokenize(self, text, expected):
     self.assertEqual(tokenizer.tokenize(text), expected)

@@ -104,14 +104,15 @@ ASSIMILATIONS = {
 }
 _CHAR_MAP = str.maketrans({
     '\u2018': "'", '\u2019': "'", '\u201b': "'", '\u201c': '"', '\u201d': '"',
-    '\u00ab': '"', '\u00bb': '"', '\u2013': '--', '\u2014': '--',
-    '\u2015': '--', '\u2026': ' ... ',
+    '\u00ab': '"', '\u00bb': '"', '\u2013': '\ue006', '\u2014': '\ue006',
+    '\u2015': '\ue006', '\u2026': ' ... ',
     '\u00bc': '\ue000', '\u00bd': '\ue001', '\u00be': '\ue002',
     '\u2153': '\ue003', '\u2154': '\ue004',
     # What the jar reads as cp1252 or as currency (U+E005 stands for a
-    # currency sign, which is '$' but never part of `US$`).
+    # currency sign, which is '$' but never part of `US$`; U+E006 for a long
+    # dash, a '--' of its own).
     '\u0080': '\ue005', '\u0091': "'", '\u0092': "'", '\u0093': '"',
-    '\u0094': '"', '\u0096': '--', '\u0097': '--', '\u00a2': ' cents ',
+    '\u0094': '"', '\u0096': '\ue006', '\u0097': '\ue006', '\u00a2': ' cents ',
     '\u00a3': ' # ', '\u00a4': '\ue005', '\u20a0': '\ue005',
     '\u20ac': '\ue005', '\u2039': "'", '\u203a': "'",
 })
@@ -165,10 +166,12 @@ def _compile_rules(l: str, ld: str, rl: str,
   """
   thing = rf"(?:[dDoOlL]['`]{a})?{a}+(?:[-_](?:[dDoOlL]['`]{a})?{a}+)*"
   rules = [
-      (r'<\/?[A-Za-z!?][^>\r\n]*>', 'keep'),  # SGML tag
+      # SGML tags (spaces written as no-break spaces).
+      (r'<[A-Za-z][-\w:.]*(?: +[A-Za-z][-\w:.]*(?:="[^"]*"|=\'[^\']*\')?)*'
+       r' *\/? *>|<\/[A-Za-z][-\w:.]* *>|<[!?][-A-Za-z][^>\r\n]*>', 'tag'),
       (r'(?:https?|ftp|mailto):\/\/[^\s<>"]+[^\s<>".,!?;:)\]}\'-]', 'keep'),
-      (r'[A-Za-z0-9][^\s"<>|()\u00a0]*@(?:[^\s"<>|(){}.\u00a0]+\.)*'
-       r'[^\s"<>|(){}.\u00a0]+', 'keep'),  # e-mail (no dot needed)
+      (r'<?[A-Za-z0-9][^\s"<>|(){}\u00a0]*@(?:[^\s"<>|(){}.\u00a0]+\.)*'
+       r'[^\s"<>|(){}.\u00a0]+>?', 'keep'),  # e-mail (no dot needed)
       (r'(?i:cannot|gonna|gotta|lemme|gimme|wanna)', 'assim'),
       # Trailing context (after `tok`) counts in the match's length but is
       # lexed again, whatever follows it.
@@ -229,6 +232,7 @@ def _compile_rules(l: str, ld: str, rl: str,
       (r'<<|>>|\\\*', 'keep'),  # << >> \*
       (r'[\ue000-\ue004]', 'vulgar'),
       (r'\ue005', 'currency'),  # A token of its own, unlike a written $.
+      (r'\ue006', 'dash'),  # A long dash: a '--' of its own.
       (r'[\u00b2\u00b3\u00b9\u2070\u2074-\u2079\u2080-\u2089]+',
        'keep'),  # a run of superscript or subscript digits
   ]
@@ -354,12 +358,14 @@ class _Scanner:
       return cut
     elif kind in ('acronym', 'abbrev1'):
       return self.acronym(out, start, end, piece)
+    elif kind == 'tag':
+      out.append(piece.replace(' ', NBSP))
     elif kind == 'frac':
       out.append(piece.replace(' ', NBSP))
     elif kind == 'ellipsis':
       out.append('...')
     elif kind == 'dashes':
-      out.append('--')
+      out.append('--' if len(piece) < 5 else piece)  # The jar keeps 5 or more.
     elif kind == 'quote':
       out.append("''")  # Direction is irrelevant: all quotes are dropped.
     elif kind == 'entity':
@@ -370,6 +376,8 @@ class _Scanner:
       out.append(_BRACKETS[piece])
     elif kind == 'smiley':
       out.append(piece.replace('(', '-LRB-').replace(')', '-RRB-'))
+    elif kind == 'dash':
+      out.append('--')
     elif kind == 'currency':
       out.append('$')
     elif kind == 'vulgar':
