@@ -165,6 +165,18 @@ class KnownAnswerTest(parameterized.TestCase):
                                  '</b>']),
       ('a ----- b \u2014\u2014 c', ['a', '-----', 'b', 'c']),
       ('<me@x.com>', ['<me@x.com>']),
+      # Measured with the jar: a deleted character is no space to a
+      # lookahead and stays inside an e-mail; U+2000 is a space but to 'n
+      # and fractions; URLs (not ftp); the toolkit strips a line's end.
+      ("'n\u1dc0x", ['n', 'x']),
+      ('a.\x81 Mr.', ['a.', 'mr.']),
+      ('C@\x10 St.', ['c@\x10', 'st.']),
+      ('1\u20001/2', ['1', '1/2']),
+      ('a.\u2000The x', ['a', 'the', 'x']),
+      ('http://a; x', ['http://a;', 'x']),
+      ('http://ab\u2000', ['http://ab']),
+      ('http://a{b}', ['http', '/', '/', 'a', '-lcb-', 'b', '-rcb-']),
+      ('ftp://ab', ['ftp', '/', '/', 'ab']),
   )
   def test_tokenize(self, text, expected):
     self.assertEqual(tokenizer.tokenize(text), expected)
@@ -225,7 +237,7 @@ STEMS = (
 )
 # Marks and letters of the jar's extra-letter table, and what may follow.
 MARKS = ('\u0301', '\u0300\u0301', '\u0483', '\u0903', '\u02c2',
-         '\u1885', '\u0e31')
+         '\u1885', '\u0e31', '\u1dc0', '\u2000')
 FOLLOWERS = ('', ' go', 'x', '.', ',', "'s", '1', '-a')
 
 

@@ -114,5 +114,5 @@ def _tokenize_batch(texts: Sequence[str]) -> list[list[str]]:
   for i in _lines_needing_lexer(joined, out):
     following = '\n'.join(texts[i + 1:i + 4]) if i + 1 < len(texts) else None
     tokens = tokenizer.ptb_tokenize(texts[i], following)
-    out[i] = [t for t in tokens if t not in tokenizer.PUNCTUATIONS]
+    out[i] = tokenizer.toolkit_tokens(tokens)
   return out

@@ -29,8 +29,6 @@ tests/metrics_tokenizer_test.py keeps clear of them):
   quote right before `'s`) stays curly in the jar's token; capjax writes `'`;
 - U+058A, U+2010, U+2011, U+066B, U+066C and U+2044 between digits join
   them in the jar; capjax splits there;
-- a deleted character is a space to capjax but not to the lookahead of the
-  jar's `'n` and `'99` rules (`'n\u1dc0` is `' n` to the jar);
 - a soft hyphen (U+00AD) right after a hyphenated word or alone before a
   period;
 - captions holding a line break other than `\n` (`\r`, U+2028, ...) shift

@@ -89,6 +89,9 @@ _SENTENCE_STARTERS = frozenset(
     'What Yet You'.split())
 
 _SPACE = ' \t\n\r\f\v\u00a0\u2028\u2029\u000b'
+# Spaces to the jar but for its 'n and fraction rules (deleted too).
+_WIDE_SPACE = ''.join(map(chr, [*range(0x2000, 0x200b), 0x3000]))
+_ANY_SPACE = _SPACE + _WIDE_SPACE
 _BRACKETS = {
     '(': '-LRB-', ')': '-RRB-', '[': '-LSB-', ']': '-RSB-', '{': '-LCB-',
     '}': '-RCB-',
@@ -118,9 +121,15 @@ _CHAR_MAP = str.maketrans({
 })
 # What the jar cannot lex and drops: its DELETED table (ASCII controls,
 # spaces and more) and every character outside the BMP (it lexes UTF-16
-# halves). The spaces it lists are replaced by spaces: no matter.
-_DELETED_RE = re.compile(
-    f'[{ptb_chars.regex_class(ptb_chars.DELETED)}\U00010000-\U0010ffff]+')
+# halves). They stay in the text, as in the jar: no letter or digit of a
+# rule, a character of a rule that takes anything (`[^\s...]`), not a space
+# to a lookahead, and dropped where no rule takes them.
+_DELETED = (ptb_chars.regex_class(ptb_chars.DELETED) +
+            '\U00010000-\U0010ffff')
+_DELETED_CHAR_RE = re.compile(f'[{_DELETED}]')
+# The input's own characters in the range of the stand-ins below become a
+# deleted control character.
+_STAND_IN_RE = re.compile('[\ue000-\ue006]')
 # The jar lexes a soft hyphen as a letter, then drops it from the token
 # (a token of soft hyphens only becomes '-').
 SOFT_HYPHEN = '\u00ad'
@@ -134,13 +143,13 @@ _NOT_WORD = ptb_chars.regex_class(ptb_chars.NOT_WORD)
 _RULE_LETTERS = ptb_chars.regex_class(ptb_chars.RULE_LETTERS)
 
 # A letter of the jar's words (with its extra letters, e.g. combining marks).
-_L = rf'(?:[^\W\d_{_NOT_WORD}]|[{_EXTRA_LETTERS}])'
-_LD = rf'(?:{_L}|\d)'  # a word's letter or a digit
+_L = rf'(?:[^\W\d_{_NOT_WORD}{_DELETED}]|[{_EXTRA_LETTERS}])'
+_D = rf'[^\D{_DELETED}]'  # a digit
+_LD = rf'(?:{_L}|{_D})'  # a word's letter or a digit
 # A letter of the jar's other rules (JFlex's [:letter:]: no combining marks).
-_RL = rf'(?:[^\W\d_{_NOT_WORD}]|[{_RULE_LETTERS}])'
+_RL = rf'(?:[^\W\d_{_NOT_WORD}{_DELETED}]|[{_RULE_LETTERS}])'
 # A letter or a digit of the jar's other rules.
-_A = rf'(?:[^\W_{_NOT_WORD}]|[{_RULE_LETTERS}])'
-_NUM = r'(?:\d*(?:[.:,]\d+)+|\d+(?:[.:,]\d+)*)'
+_A = rf'(?:[^\W_{_NOT_WORD}{_DELETED}]|[{_RULE_LETTERS}])'
 _CLITIC = r'(?:[msdMSD]|[rR][eE]|[vV][eE]|[lL][lL])'
 # The jar's file name extensions (measured: every extension of up to four
 # letters or digits, and a few longer ones tried).
@@ -151,8 +160,8 @@ _FILE_EXTENSIONS = '|'.join(sorted(
 # The lexer's token classes (regex, kind); the longest match wins and ties
 # go to the earlier entry, as in JFlex. Lookaheads after clitics and some
 # rules are ASCII-only, as in the jar.
-def _compile_rules(l: str, ld: str, rl: str,
-                   a: str) -> list[tuple[re.Pattern, str]]:
+def _compile_rules(l: str, ld: str, rl: str, a: str,
+                   d: str) -> list[tuple[re.Pattern, str]]:
   """The lexer's rules for the given character classes.
 
   Args:
@@ -160,18 +169,24 @@ def _compile_rules(l: str, ld: str, rl: str,
     ld: regex of a word's letter or digit.
     rl: regex of a letter of the other rules (apostrophe words).
     a: regex of a letter or digit of the other rules.
+    d: regex of a digit.
 
   Returns:
     [(compiled rule, kind)], in priority order.
   """
+  num = rf'(?:{d}*(?:[.:,]{d}+)+|{d}+(?:[.:,]{d}+)*)'
   thing = rf"(?:[dDoOlL]['`]{a})?{a}+(?:[-_](?:[dDoOlL]['`]{a})?{a}+)*"
   rules = [
       # SGML tags (spaces written as no-break spaces).
       (r'<[A-Za-z][-\w:.]*(?: +[A-Za-z][-\w:.]*(?:="[^"]*"|=\'[^\']*\')?)*'
        r' *\/? *>|<\/[A-Za-z][-\w:.]* *>|<[!?][-A-Za-z][^>\r\n]*>', 'tag'),
-      (r'(?:https?|ftp|mailto):\/\/[^\s<>"]+[^\s<>".,!?;:)\]}\'-]', 'keep'),
-      (r'<?[A-Za-z0-9][^\s"<>|(){}\u00a0]*@(?:[^\s"<>|(){}.\u00a0]+\.)*'
-       r'[^\s"<>|(){}.\u00a0]+>?', 'keep'),  # e-mail (no dot needed)
+      # URL and e-mail (no dot needed); their characters are any but the
+      # jar's few spaces and brackets.
+      (r'https?:\/\/[^ \t\n\f\r"<>|(){}]+[^ \t\n\f\r"<>|(){}.!?,-]',
+       'keep'),
+      (r'<?[A-Za-z0-9][^ \t\n\f\r"<>|(){}\u00a0]*@'
+       r'(?:[^ \t\n\f\r"<>|(){}.\u00a0]+\.)*[^ \t\n\f\r"<>|(){}.\u00a0]+>?',
+       'keep'),
       (r'(?i:cannot|gonna|gotta|lemme|gimme|wanna)', 'assim'),
       # Trailing context (after `tok`) counts in the match's length but is
       # lexed again, whatever follows it.
@@ -183,8 +198,8 @@ def _compile_rules(l: str, ld: str, rl: str,
       # counts as two): `etc.x` is `etc. x` but `etc.ab` is one word.
       (rf'(?P<tok>(?:{_ABBREV1_RE})\.)(?s:..|.?\Z)', 'abbrev1'),
       # A file name (`1.jpg`, `img.2.x`) before a space, . , ! ? or the end.
-      (rf'{ld}+(?:\.{ld}+)*\.(?i:{_FILE_EXTENSIONS})(?=[.,!?{_SPACE}]|\Z)',
-       'keep'),
+      (rf'{ld}+(?:\.{ld}+)*\.(?i:{_FILE_EXTENSIONS})'
+       rf'(?=[.,!?{_ANY_SPACE}]|\Z)', 'keep'),
       # A word or hyphenated thing keeps its period before , ; or : (which is
       # lexed again).
       (rf"(?P<tok>(?:{l}{ld}*(?:[.!?]{l}{ld}*)*|{thing}"
@@ -199,17 +214,18 @@ def _compile_rules(l: str, ld: str, rl: str,
        'keep'),  # and/or (ASCII only in the jar)
       (r'[A-Za-z0-9][A-Za-z0-9.,]*'  # ASCII only in the jar
        r'(?:-(?:[A-Za-z0-9]+|[A-Za-z](?:\.[A-Za-z])+\.))+', 'keep'),
-      (r'(?:\d{1,4}[- \u00a0])?\d{1,4}\\?\/\d{1,4}', 'frac'),
-      (rf"[-+]?{_NUM}", 'keep'),  # NUMBER
+      (rf'(?:{d}{{1,4}}[- \u00a0])?{d}{{1,4}}\\?\/{d}{{1,4}}', 'frac'),
+      (rf"[-+]?{num}", 'keep'),  # NUMBER
       (r"(?i:n['`]t)", 'keep'),
       (rf"'{_CLITIC}(?![A-Za-z])", 'keep'),
       # Words the lexer keeps whole despite an apostrophe, one rule per
       # form so that the longest wins: 'n and '99 only before a space or
-      # the end of the line, y' only before a letter.
+      # the end of the line (to 'n, U+2000 is no space), y' only before a
+      # letter.
       (rf"(?i:'n'|'n(?=[{_SPACE}]|\Z)|dunkin'|somethin'|ol'|'em|'till?"
        rf"|'cause|nor'easter|c'mon|e'er|s'mores|ev'ry|li'l|nat'l|o['`]o)",
        'keep'),
-      (rf"'\d\d(?=[{_SPACE}]|\Z)|'[2-9]0s|[yY]'(?={rl})|[lLdDjJ]'", 'keep'),
+      (rf"'{d}{d}(?=[{_ANY_SPACE}]|\Z)|'[2-9]0s|[yY]'(?={rl})|[lLdDjJ]'", 'keep'),
       (rf"[A-HJ-XZn]['`]{rl}{{2,}}", 'keep'),
       (rf"{rl}+[aeiouyAEIOUY]['`][aeiouA-Z]{rl}*", 'keep'),
       (r'[A-Za-z](?:\.[A-Za-z])*\.', 'acronym'),  # ASCII only in the jar
@@ -222,7 +238,7 @@ def _compile_rules(l: str, ld: str, rl: str,
       (r'[A-Z]*\$|#+|@+|_+|\*+', 'keep'),
       (rf'{l}+\.', 'acronym'),
       (r'(?i:&(?:lt|gt|quot|nbsp);)', 'entity'),
-      (r'&#\d+;', 'keep'),
+      (rf'&#{d}+;', 'keep'),
       (r'[()\[\]{}]', 'bracket'),
       # Smileys: a brow, eyes, a nose and a mouth (round brackets written as
       # -LRB- -RRB-), and Asian smileys.
@@ -239,16 +255,16 @@ def _compile_rules(l: str, ld: str, rl: str,
   return [(re.compile(pattern), kind) for pattern, kind in rules]
 
 
-_RULES_UNICODE = _compile_rules(_L, _LD, _RL, _A)
+_RULES_UNICODE = _compile_rules(_L, _LD, _RL, _A, _D)
 # The same rules for ASCII text, where the jar's tables change nothing:
 # plain character classes match faster.
 _RULES_ASCII = _compile_rules('[A-Za-z]', '[A-Za-z0-9]', '[A-Za-z]',
-                              '[A-Za-z0-9]')
+                              '[A-Za-z0-9]', '[0-9]')
 # HTML entities: &apos; and &amp; are read as ' and & everywhere (`it&apos;s`,
 # `AT&amp;T`), the others are tokens (&nbsp; none).
 _APOS_AMP_RE = re.compile(r'(?i)&(?:(apos)|amp);')
 _ENTITIES = {'&lt;': '<', '&gt;': '>', '&quot;': "''", '&nbsp;': ''}
-_SPACE_RE = re.compile(rf'[{_SPACE}]+')
+_SPACE_RE = re.compile(rf'[{_ANY_SPACE}]+')
 # A run of letters before a space, a comma and a space, or the end.
 _PLAIN_RE = re.compile(r'[A-Za-z]+(?=[ \t]|,[ \t]|,?\Z)')
 # A caption made of letters, spaces, commas and one final period.
@@ -276,20 +292,20 @@ def _sentence_end_after_abbrev1(rest: str) -> bool:
   """The jar's SENTEND test on the text that follows an ABBREV1 token."""
   if len(rest) < 2:
     return True
-  if rest[0] not in _SPACE:
+  if rest[0] not in _ANY_SPACE:
     return False
   nxt = rest[1]
-  return nxt in _SPACE or nxt.isupper() or nxt == '<'
+  return nxt in _ANY_SPACE or nxt.isupper() or nxt == '<'
 
 
 def _sentence_starter_follows(rest: str) -> bool:
   """An acronym is sentence-final when a listed word follows it."""
-  stripped = rest.lstrip(_SPACE)
+  stripped = rest.lstrip(_ANY_SPACE)
   if len(stripped) == len(rest):
     return False
   end = len(stripped)
   for i, char in enumerate(stripped):
-    if char in _SPACE:
+    if char in _ANY_SPACE:
       end = i
       break
   else:
@@ -338,7 +354,8 @@ class _Scanner:
           if end > best_end:
             best_end, best_kind, best = end, kind, match
       if best_kind is None:
-        out.append(text[pos])  # An unknown symbol is a token of its own.
+        if not _DELETED_CHAR_RE.match(text, pos):
+          out.append(text[pos])  # An unknown symbol is a token of its own.
         pos += 1
         continue
       if 'tok' in best.re.groupindex and best.group('tok') is not None:
@@ -402,7 +419,7 @@ class _Scanner:
         out.append(piece)
         return end
       if kind == 3:
-        if re.match(rf'[{_SPACE}]?\d', rest):
+        if re.match(rf'[{_ANY_SPACE}]?\d', rest):
           out.append(piece)
           return end
       if word.lower() in ASSIMILATIONS:
@@ -439,8 +456,8 @@ def _prepare(text: str) -> str:
   if '&' in text:
     text = _APOS_AMP_RE.sub(lambda m: "'" if m.group(1) else '&', text)
   if text.isascii():
-    return text if text.isprintable() else _DELETED_RE.sub(' ', text)
-  text = _DELETED_RE.sub(' ', text)
+    return text
+  text = _STAND_IN_RE.sub('\x01', text)
   text = _LONE_HYPHEN_RE.sub(' ', text)
   return text.translate(_CHAR_MAP)
 
@@ -480,7 +497,24 @@ def tokenize(text: str) -> list[str]:
   fast = _fast_tokens(text)
   if fast is not None:
     return fast
-  return [t for t in ptb_tokenize(text) if t not in PUNCTUATIONS]
+  return toolkit_tokens(ptb_tokenize(text))
+
+
+def toolkit_tokens(tokens: list[str]) -> list[str]:
+  """The toolkit's tokens of one line of the jar's output.
+
+  The toolkit right-strips the line (a last token may end in a space the jar
+  kept, e.g. U+2000 in a URL) and drops its punctuation tokens.
+
+  Args:
+    tokens: the line's PTB tokens (`ptb_tokenize`).
+
+  Returns:
+    The tokens the toolkit scores.
+  """
+  if tokens and tokens[-1] != tokens[-1].rstrip():
+    tokens = tokens[:-1] + [tokens[-1].rstrip()]
+  return [t for t in tokens if t not in PUNCTUATIONS]
 
 
 def to_toolkit_string(tokens: Sequence[str]) -> str:
