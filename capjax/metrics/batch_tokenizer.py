@@ -13,6 +13,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
+from capjax.metrics import ptb_rules
 from capjax.metrics import tokenizer
 
 # Bytes a simple caption may hold: letters, space, comma, period, newline.
@@ -71,7 +72,7 @@ def _lines_needing_lexer(
   else:
     final_lines = np.zeros(0, np.int64)
   lowered = raw.lower()
-  for word in tokenizer.ASSIMILATIONS:
+  for word in ptb_rules.ASSIMILATIONS:
     at = lowered.find(word.encode())
     while at >= 0:
       slow.append(np.array([at]))
@@ -80,7 +81,7 @@ def _lines_needing_lexer(
   for i in final_lines.tolist():
     words = simple_tokens[i]
     if words and (len(words[-1]) == 1 or
-                  words[-1] in tokenizer.ABBREVIATIONS_LOWER):
+                  words[-1] in ptb_rules.ABBREVIATIONS_LOWER):
       lines.add(i)
   return sorted(lines)
 
