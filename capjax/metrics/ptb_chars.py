@@ -27,10 +27,8 @@ tests/metrics_tokenizer_test.py keeps clear of them):
   (e.g. '````'), which the toolkit keeps; capjax drops them as quotes;
 - a curly apostrophe inside a kept token (`o’clock`, `rock ’n’ roll`, or a
   quote right before `'s`) stays curly in the jar's token; capjax writes `'`;
-- U+058A, U+2010, U+2011, U+066B, U+066C and U+2044 between digits join
-  them in the jar; capjax splits there;
-- a soft hyphen (U+00AD) right after a hyphenated word or alone before a
-  period;
+- a soft hyphen (U+00AD) after a hyphen (`a-\u00ad` is `a-` to the jar),
+  right after a hyphenated word or alone before a period;
 - captions holding a line break other than `\n` (`\r`, U+2028, ...) shift
   the toolkit's one-caption-per-line input; capjax reads them as spaces.
 """

@@ -79,10 +79,10 @@ ASSIMILATIONS = {
 _DELETED = (ptb_chars.regex_class(ptb_chars.DELETED) +
             '\U00010000-\U0010ffff')
 DELETED_CHAR_RE = re.compile(f'[{_DELETED}]')
-# Hyphens the jar keeps only inside a word (as letters) and drops elsewhere.
+# Hyphens the jar keeps only between the letters or digits of a THING
+# (`t\u2010shirt`) and drops elsewhere.
 WORD_HYPHENS = '\u058a\u2010\u2011'
-_EXTRA_LETTERS = (ptb_chars.regex_class(ptb_chars.EXTRA_LETTERS) +
-                  WORD_HYPHENS)
+_EXTRA_LETTERS = ptb_chars.regex_class(ptb_chars.EXTRA_LETTERS)
 _NOT_WORD = ptb_chars.regex_class(ptb_chars.NOT_WORD)
 _RULE_LETTERS = ptb_chars.regex_class(ptb_chars.RULE_LETTERS)
 
@@ -94,6 +94,7 @@ _LD = rf'(?:{_L}|{_D})'  # a word's letter or a digit
 _RL = rf'(?:[^\W\d_{_NOT_WORD}{_DELETED}]|[{_RULE_LETTERS}])'
 # A letter or a digit of the jar's other rules.
 _A = rf'(?:[^\W_{_NOT_WORD}{_DELETED}]|[{_RULE_LETTERS}])'
+_NUM_SEP = '[.:,\u00ad\u066b\u066c]'
 _CLITIC = r'(?:[msdMSD]|[rR][eE]|[vV][eE]|[lL][lL])'
 # The jar's file name extensions (measured: every extension of up to four
 # letters or digits, and a few longer ones tried).
@@ -120,8 +121,14 @@ def _compile_rules(l: str, ld: str, rl: str, a: str,
   Returns:
     [(compiled rule, kind)], in priority order.
   """
-  num = rf'(?:{d}*(?:[.:,]{d}+)+|{d}+(?:[.:,]{d}+)*)'
-  thing = rf"(?:[dDoOlL]['`]{a})?{a}+(?:[-_](?:[dDoOlL]['`]{a})?{a}+)*"
+  # A number's separators include a soft hyphen and the Arabic ones; a
+  # hyphen of a THING includes the Unicode ones.
+  num = rf'(?:{d}*(?:{_NUM_SEP}{d}+)+|{d}+(?:{_NUM_SEP}{d}+)*)'
+  # A hyphenated thing with dots and commas (ASCII only in the jar).
+  hthing = (r'[A-Za-z0-9][A-Za-z0-9.,]*'
+            r'(?:-(?:[A-Za-z](?:\.[A-Za-z])+\.|[A-Za-z0-9]+))+')
+  thing = (rf"(?:[dDoOlL]['`]{a})?{a}+"
+           rf"(?:[-_{WORD_HYPHENS}](?:[dDoOlL]['`]{a})?{a}+)*")
   rules = [
       # SGML tags (spaces written as no-break spaces).
       (r'<[A-Za-z][-\w:.]*(?: +[A-Za-z][-\w:.]*(?:="[^"]*"|=\'[^\']*\')?)*'
@@ -148,7 +155,7 @@ def _compile_rules(l: str, ld: str, rl: str, a: str,
        rf'(?=[.,!?{ANY_SPACE}]|\Z)', 'keep'),
       # A word or hyphenated thing keeps its period before , ; or : (which is
       # lexed again).
-      (rf"(?P<tok>(?:{l}{ld}*(?:[.!?]{l}{ld}*)*|{thing}"
+      (rf"(?P<tok>(?:{l}{ld}*(?:[.!?]{l}{ld}*)*|{thing}|{hthing}"
        rf"|[A-Z]+(?:[+&][A-Z]+)+)\.)[,;:]", 'keep'),
       # THING: letters and digits joined by - or _ (a signed or dotted
       # number is not one of its parts).
@@ -158,9 +165,9 @@ def _compile_rules(l: str, ld: str, rl: str, a: str,
       (r'[A-Za-z0-9]+(?:-[A-Za-z]+){0,2}'
        r'(?:\\?\/[A-Za-z0-9]+(?:-[A-Za-z]+){0,2}){1,2}',
        'keep'),  # and/or (ASCII only in the jar)
-      (r'[A-Za-z0-9][A-Za-z0-9.,]*'  # ASCII only in the jar
-       r'(?:-(?:[A-Za-z0-9]+|[A-Za-z](?:\.[A-Za-z])+\.))+', 'keep'),
-      (rf'(?:{d}{{1,4}}[- \u00a0])?{d}{{1,4}}\\?\/{d}{{1,4}}', 'frac'),
+      (hthing, 'keep'),
+      (rf'(?:{d}{{1,4}}[- \u00a0])?{d}{{1,4}}(?:\\?\/|\u2044){d}{{1,4}}',
+       'frac'),
       (rf"[-+]?{num}", 'keep'),  # NUMBER
       (r"(?i:n['`]t)", 'keep'),
       (rf"'{_CLITIC}(?![A-Za-z])", 'keep'),
@@ -206,7 +213,7 @@ RULES_UNICODE = _compile_rules(_L, _LD, _RL, _A, _D)
 # The same rules for ASCII text, where the jar's tables change nothing:
 # plain character classes match faster.
 RULES_ASCII = _compile_rules('[A-Za-z]', '[A-Za-z0-9]', '[A-Za-z]',
-                              '[A-Za-z0-9]', '[0-9]')
+                             '[A-Za-z0-9]', '[0-9]')
 
 # Every listed abbreviation, lower-cased (for the batch path's final-period
 # test).

@@ -65,8 +65,6 @@ _STAND_IN_RE = re.compile('[\ue000-\ue006]')
 # The jar lexes a soft hyphen as a letter, then drops it from the token
 # (a token of soft hyphens only becomes '-').
 SOFT_HYPHEN = '\u00ad'
-_LONE_HYPHEN_RE = re.compile(
-    f'(?<!\\w)[{ptb_rules.WORD_HYPHENS}]+|[{ptb_rules.WORD_HYPHENS}]+(?!\\w)')
 # HTML entities: &apos; and &amp; are read as ' and & everywhere (`it&apos;s`,
 # `AT&amp;T`), the others are tokens (&nbsp; none).
 _APOS_AMP_RE = re.compile(r'(?i)&(?:(apos)|amp);')
@@ -121,7 +119,8 @@ class _Scanner:
           if end > best_end:
             best_end, best_kind, best = end, kind, match
       if best_kind is None:
-        if not ptb_rules.DELETED_CHAR_RE.match(text, pos):
+        if not (ptb_rules.DELETED_CHAR_RE.match(text, pos) or
+                text[pos] in ptb_rules.WORD_HYPHENS):
           out.append(text[pos])  # An unknown symbol is a token of its own.
         pos += 1
         continue
@@ -225,7 +224,6 @@ def _prepare(text: str) -> str:
   if text.isascii():
     return text
   text = _STAND_IN_RE.sub('\x01', text)
-  text = _LONE_HYPHEN_RE.sub(' ', text)
   return text.translate(_CHAR_MAP)
 
 
