@@ -121,8 +121,7 @@ def _compile_rules(l: str, ld: str, rl: str, a: str,
   Returns:
     [(compiled rule, kind)], in priority order.
   """
-  # A number's separators include a soft hyphen and the Arabic ones; a
-  # hyphen of a THING includes the Unicode ones.
+  # A number's separators include a soft hyphen and the Arabic ones.
   num = rf'(?:{d}*(?:{_NUM_SEP}{d}+)+|{d}+(?:{_NUM_SEP}{d}+)*)'
   # A hyphenated thing with dots and commas (ASCII only in the jar).
   hthing = (r'[A-Za-z0-9][A-Za-z0-9.,]*'
@@ -157,8 +156,8 @@ def _compile_rules(l: str, ld: str, rl: str, a: str,
       # lexed again).
       (rf"(?P<tok>(?:{l}{ld}*(?:[.!?]{l}{ld}*)*|{thing}|{hthing}"
        rf"|[A-Z]+(?:[+&][A-Z]+)+)\.)[,;:]", 'keep'),
-      # THING: letters and digits joined by - or _ (a signed or dotted
-      # number is not one of its parts).
+      # THING: letters and digits joined by -, _ or a Unicode hyphen (a
+      # signed or dotted number is not one of its parts).
       (thing, 'keep'),
       (r'[A-Z]+(?:[+&][A-Z]+)+', 'keep'),  # AT&T, T+A
       (r'(?i:c\+\+|[cf]#)', 'keep'),  # programming languages
