@@ -317,7 +317,7 @@ class UnicodeFuzzTest(absltest.TestCase):
     jar = os.path.join(java.toolkit_dir(), 'tokenizer',
                        'stanford-corenlp-3.4.1.jar')
     tables = ptb_chars.measure(jar)
-    for name in ('DELETED', 'EXTRA_LETTERS', 'NOT_WORD'):
+    for name in ('DELETED', 'EXTRA_LETTERS', 'RULE_LETTERS', 'NOT_WORD'):
       self.assertEqual(ptb_chars.parse_ranges(tables[name]),
                        ptb_chars.parse_ranges(getattr(ptb_chars, name)),
                        msg=name)
