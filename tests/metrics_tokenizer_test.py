@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from capjax.metrics import batch_tokenizer
 from capjax.metrics import java
 from capjax.metrics import ptb_chars
+from capjax.metrics import ptb_rules
 from capjax.metrics import tokenizer
 
 DATA = os.path.join(os.path.dirname(__file__), '..', '..', 'shared', 'data',
@@ -252,6 +253,27 @@ def _systematic_lines():
   lines += [s[:i] + MARKS[0] + s[i:] for s in STEMS for i in range(len(s))]
   lines += [s + f for s in STEMS for f in FOLLOWERS]
   return lines
+
+
+class RuleFilterTest(absltest.TestCase):
+  """The scanner tries only the rules whose required characters it holds."""
+
+  def test_every_match_holds_one_of_its_rules_required_characters(self):
+    lines = PROBES + [s + f for s in STEMS for f in FOLLOWERS] + [
+        s + m for s in STEMS for m in MARKS]
+    checked = 0
+    for rules in (ptb_rules.RULES_ASCII, ptb_rules.RULES_UNICODE):
+      for regex, kind, required in rules:
+        if required is None:
+          continue
+        for line in lines:
+          for pos in range(len(line)):
+            match = regex.match(line, pos)
+            if match:
+              checked += 1
+              self.assertFalse(required.isdisjoint(match.group()),
+                               msg=(kind, regex.pattern[:40], line))
+    self.assertGreater(checked, 1000)
 
 
 @absltest.skipUnless(_HAS_JAR, 'needs Java and pycocoevalcap (test-only)')

@@ -104,9 +104,13 @@ _FILE_EXTENSIONS = '|'.join(sorted(
     key=lambda e: (-len(e), e)))
 
 
-# The lexer's token classes (regex, kind); the longest match wins and ties
-# go to the earlier entry, as in JFlex. Lookaheads after clitics and some
-# rules are ASCII-only, as in the jar.
+# The lexer's token classes (regex, kind, characters one of which a match
+# holds, or None); the longest match wins and ties go to the earlier entry,
+# as in JFlex. Lookaheads after clitics and some rules are ASCII-only, as in
+# the jar.
+_SCRIPT_DIGITS = ''.join(map(chr, [0xb2, 0xb3, 0xb9, 0x2070,
+                                   *range(0x2074, 0x207a),
+                                   *range(0x2080, 0x208a)]))
 def _compile_rules(l: str, ld: str, rl: str, a: str,
                    d: str) -> list[tuple[re.Pattern, str]]:
   """The lexer's rules for the given character classes.
@@ -119,7 +123,8 @@ def _compile_rules(l: str, ld: str, rl: str, a: str,
     d: regex of a digit.
 
   Returns:
-    [(compiled rule, kind)], in priority order.
+    [(compiled rule, kind, frozenset of required characters or None)], in
+    priority order.
   """
   # A number's separators include a soft hyphen and the Arabic ones.
   num = rf'(?:{d}*(?:{_NUM_SEP}{d}+)+|{d}+(?:{_NUM_SEP}{d}+)*)'
@@ -131,81 +136,84 @@ def _compile_rules(l: str, ld: str, rl: str, a: str,
   rules = [
       # SGML tags (spaces written as no-break spaces).
       (r'<[A-Za-z][-\w:.]*(?: +[A-Za-z][-\w:.]*(?:="[^"]*"|=\'[^\']*\')?)*'
-       r' *\/? *>|<\/[A-Za-z][-\w:.]* *>|<[!?][-A-Za-z][^>\r\n]*>', 'tag'),
+       r' *\/? *>|<\/[A-Za-z][-\w:.]* *>|<[!?][-A-Za-z][^>\r\n]*>', 'tag', '<'),
       # URL and e-mail (no dot needed); their characters are any but the
       # jar's few spaces and brackets.
       (r'https?:\/\/[^ \t\n\f\r"<>|(){}]+[^ \t\n\f\r"<>|(){}.!?,-]',
-       'keep'),
+       'keep', ':'),
       (r'<?[A-Za-z0-9][^ \t\n\f\r"<>|(){}\u00a0]*@'
        r'(?:[^ \t\n\f\r"<>|(){}.\u00a0]+\.)*[^ \t\n\f\r"<>|(){}.\u00a0]+>?',
-       'keep'),
+       'keep', '@'),
       (r'(?i:cannot|gonna|gotta|lemme|gimme|wanna)', 'assim'),
       # Trailing context (after `tok`) counts in the match's length but is
       # lexed again, whatever follows it.
-      (r"(?P<tok>'[tT])(?i:is|was)", 'keep'),  # 't|is
-      (rf"(?P<tok>{l}{ld}*(?:[.!?]{l}{ld}*)*)'{_CLITIC}", 'keep'),  # man|'s
-      (r"(?P<tok>[A-Za-z]*[A-MO-Za-mo-z])(?i:n['`]t)", 'keep'),  # do|n't
+      (r"(?P<tok>'[tT])(?i:is|was)", 'keep', "'"),  # 't|is
+      (rf"(?P<tok>{l}{ld}*(?:[.!?]{l}{ld}*)*)'{_CLITIC}", 'keep', "'"),
+      (r"(?P<tok>[A-Za-z]*[A-MO-Za-mo-z])(?i:n['`]t)", 'keep', "'`"),
       (rf'{l}{ld}*(?:[.!?]{l}{ld}*)*', 'keep'),  # WORD
       # ABBREV1 with two characters of trailing context (the end of the line
       # counts as two): `etc.x` is `etc. x` but `etc.ab` is one word.
-      (rf'(?P<tok>(?:{_ABBREV1_RE})\.)(?s:..|.?\Z)', 'abbrev1'),
+      (rf'(?P<tok>(?:{_ABBREV1_RE})\.)(?s:..|.?\Z)', 'abbrev1', '.'),
       # A file name (`1.jpg`, `img.2.x`) before a space, . , ! ? or the end.
       (rf'{ld}+(?:\.{ld}+)*\.(?i:{_FILE_EXTENSIONS})'
-       rf'(?=[.,!?{ANY_SPACE}]|\Z)', 'keep'),
+       rf'(?=[.,!?{ANY_SPACE}]|\Z)', 'keep', '.'),
       # A word or hyphenated thing keeps its period before , ; or : (which is
       # lexed again).
       (rf"(?P<tok>(?:{l}{ld}*(?:[.!?]{l}{ld}*)*|{thing}|{hthing}"
-       rf"|[A-Z]+(?:[+&][A-Z]+)+)\.)[,;:]", 'keep'),
+       rf"|[A-Z]+(?:[+&][A-Z]+)+)\.)[,;:]", 'keep', '.'),
       # THING: letters and digits joined by -, _ or a Unicode hyphen (a
       # signed or dotted number is not one of its parts).
       (thing, 'keep'),
-      (r'[A-Z]+(?:[+&][A-Z]+)+', 'keep'),  # AT&T, T+A
-      (r'(?i:c\+\+|[cf]#)', 'keep'),  # programming languages
+      (r'[A-Z]+(?:[+&][A-Z]+)+', 'keep', '+&'),  # AT&T, T+A
+      (r'(?i:c\+\+|[cf]#)', 'keep', '+#'),  # programming languages
       (r'[A-Za-z0-9]+(?:-[A-Za-z]+){0,2}'
        r'(?:\\?\/[A-Za-z0-9]+(?:-[A-Za-z]+){0,2}){1,2}',
-       'keep'),  # and/or (ASCII only in the jar)
-      (hthing, 'keep'),
+       'keep', '/'),  # and/or (ASCII only in the jar)
+      (hthing, 'keep', '-'),
       (rf'(?:{d}{{1,4}}[- \u00a0])?{d}{{1,4}}(?:\\?\/|\u2044){d}{{1,4}}',
-       'frac'),
+       'frac', '/\u2044'),
       (rf"[-+]?{num}", 'keep'),  # NUMBER
-      (r"(?i:n['`]t)", 'keep'),
-      (rf"'{_CLITIC}(?![A-Za-z])", 'keep'),
+      (r"(?i:n['`]t)", 'keep', "'`"),
+      (rf"'{_CLITIC}(?![A-Za-z])", 'keep', "'"),
       # Words the lexer keeps whole despite an apostrophe, one rule per
       # form so that the longest wins: 'n and '99 only before a space or
       # the end of the line (to 'n, U+2000 is no space), y' only before a
       # letter.
       (rf"(?i:'n'|'n(?=[{_SPACE}]|\Z)|dunkin'|somethin'|ol'|'em|'till?"
        rf"|'cause|nor'easter|c'mon|e'er|s'mores|ev'ry|li'l|nat'l|o['`]o)",
-       'keep'),
+       'keep', "'`"),
       (rf"'{d}{d}(?=[{ANY_SPACE}]|\Z)|'[2-9]0s|[yY]'(?={rl})|[lLdDjJ]'",
-       'keep'),
-      (rf"[A-HJ-XZn]['`]{rl}{{2,}}", 'keep'),
-      (rf"{rl}+[aeiouyAEIOUY]['`][aeiouA-Z]{rl}*", 'keep'),
-      (r'[A-Za-z](?:\.[A-Za-z])*\.', 'acronym'),  # ASCII only in the jar
-      (r'\.\.\.+', 'ellipsis'),
-      (r'--+', 'dashes'),
-      (r'[?!]+', 'keep'),
-      (r'"|``|\'\'|`|\'', 'quote'),
-      (rf'#{l}+', 'keep'),  # hashtag
-      (r'@[A-Za-z_][A-Za-z_0-9]*', 'keep'),
-      (r'[A-Z]*\$|#+|@+|_+|\*+', 'keep'),
-      (rf'{l}+\.', 'acronym'),
-      (r'(?i:&(?:lt|gt|quot|nbsp);)', 'entity'),
-      (rf'&#{d}+;', 'keep'),
-      (r'[()\[\]{}]', 'bracket'),
+       'keep', "'"),
+      (rf"[A-HJ-XZn]['`]{rl}{{2,}}", 'keep', "'`"),
+      (rf"{rl}+[aeiouyAEIOUY]['`][aeiouA-Z]{rl}*", 'keep', "'`"),
+      (r'[A-Za-z](?:\.[A-Za-z])*\.', 'acronym', '.'),  # ASCII only
+      (r'\.\.\.+', 'ellipsis', '.'),
+      (r'--+', 'dashes', '-'),
+      (r'[?!]+', 'keep', '?!'),
+      (r'"|``|\'\'|`|\'', 'quote', '"\'`'),
+      (rf'#{l}+', 'keep', '#'),  # hashtag
+      (r'@[A-Za-z_][A-Za-z_0-9]*', 'keep', '@'),
+      (r'[A-Z]*\$|#+|@+|_+|\*+', 'keep', '$#@_*'),
+      (rf'{l}+\.', 'acronym', '.'),
+      (r'(?i:&(?:lt|gt|quot|nbsp);)', 'entity', '&'),
+      (rf'&#{d}+;', 'keep', '&'),
+      (r'[()\[\]{}]', 'bracket', '()[]{}'),
       # Smileys: a brow, eyes, a nose and a mouth (round brackets written as
       # -LRB- -RRB-), and Asian smileys.
-      (r"[<>]?[:;=][-o*']?[()DPdpO\\{@|\[\]](?![A-Za-z0-9])", 'smiley'),
-      (r"[-^x=~<>']_[-^x=~<>']", 'keep'),
-      (r"\((?:[-^x=~<>'][_.]?[-^x=~<>']|[\^x=~<>']-[\^x=~<>'])\)", 'smiley'),
-      (r'<<|>>|\\\*', 'keep'),  # << >> \*
-      (r'[\ue000-\ue004]', 'vulgar'),
-      (r'\ue005', 'currency'),  # A token of its own, unlike a written $.
-      (r'\ue006', 'dash'),  # A long dash: a '--' of its own.
+      (r"[<>]?[:;=][-o*']?[()DPdpO\\{@|\[\]](?![A-Za-z0-9])", 'smiley',
+       ':;='),
+      (r"[-^x=~<>']_[-^x=~<>']", 'keep', '_'),
+      (r"\((?:[-^x=~<>'][_.]?[-^x=~<>']|[\^x=~<>']-[\^x=~<>'])\)", 'smiley',
+       '('),
+      (r'<<|>>|\\\*', 'keep', '<>\\'),  # << >> \*
+      (r'[\ue000-\ue004]', 'vulgar', '\ue000\ue001\ue002\ue003\ue004'),
+      (r'\ue005', 'currency', '\ue005'),  # A token of its own, not US$.
+      (r'\ue006', 'dash', '\ue006'),  # A long dash: a '--' of its own.
       (r'[\u00b2\u00b3\u00b9\u2070\u2074-\u2079\u2080-\u2089]+',
-       'keep'),  # a run of superscript or subscript digits
+       'keep', _SCRIPT_DIGITS),  # a run of superscript or subscript digits
   ]
-  return [(re.compile(pattern), kind) for pattern, kind in rules]
+  return [(re.compile(rule[0]), rule[1],
+           frozenset(rule[2]) if len(rule) > 2 else None) for rule in rules]
 
 
 RULES_UNICODE = _compile_rules(_L, _LD, _RL, _A, _D)

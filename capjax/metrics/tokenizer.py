@@ -83,8 +83,13 @@ class _Scanner:
   def __init__(self, text: str, following: str):
     self.text = text
     self.following = following  # Later lines of the stream, '\n'-joined.
-    self.rules = (ptb_rules.RULES_ASCII if text.isascii() else
-                  ptb_rules.RULES_UNICODE)
+    rules = (ptb_rules.RULES_ASCII if text.isascii() else
+             ptb_rules.RULES_UNICODE)
+    # Only the rules that can match somewhere in this text (a rule's match
+    # holds one of its required characters).
+    present = set(text)
+    self.rules = [(regex, kind) for regex, kind, required in rules
+                  if required is None or not required.isdisjoint(present)]
 
   def rest(self, pos: int) -> str:
     tail = self.text[pos:]
