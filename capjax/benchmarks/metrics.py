@@ -34,12 +34,12 @@ import tempfile
 import time
 
 from capjax.benchmarks import timing
+from capjax.metrics import batch_tokenizer
 from capjax.metrics import bleu
 from capjax.metrics import cider
 from capjax.metrics import coco
 from capjax.metrics import ngrams
 from capjax.metrics import rouge
-from capjax.metrics import tokenizer
 
 DEFAULT_CAPTIONS = os.path.join(
     os.path.dirname(__file__), '..', '..', '..', 'shared', 'data',
@@ -91,8 +91,8 @@ def _capjax(references, results, config):
   cand_texts = [results[i] for i in ids]
 
   def tokenize():
-    return (tokenizer.tokenize_batch(ref_texts),
-            tokenizer.tokenize_batch(cand_texts))
+    return (batch_tokenizer.tokenize_batch(ref_texts),
+            batch_tokenizer.tokenize_batch(cand_texts))
 
   stages = {}
   stages['tokenize'], (ref_tokens, cand_tokens) = timing.time_fn(
@@ -102,7 +102,7 @@ def _capjax(references, results, config):
     refs.append(ref_tokens[start:start + len(references[i])])
     start += len(references[i])
   def build():
-    with tokenizer.gc_paused():
+    with batch_tokenizer.gc_paused():
       return ngrams.build(cand_tokens, refs)
 
   stages['ngram_table'], table = timing.time_fn(build, config['repeats'],

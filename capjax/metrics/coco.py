@@ -19,6 +19,7 @@ import os
 from typing import Hashable, Mapping, Sequence
 
 from capjax import atomic_write
+from capjax.metrics import batch_tokenizer
 from capjax.metrics import bleu
 from capjax.metrics import cider
 from capjax.metrics import java as java_lib
@@ -26,7 +27,6 @@ from capjax.metrics import meteor
 from capjax.metrics import ngrams
 from capjax.metrics import rouge
 from capjax.metrics import spice
-from capjax.metrics import tokenizer
 
 DEFAULT_METRICS = ('bleu', 'meteor', 'rouge', 'cider')
 ALL_METRICS = ('bleu', 'meteor', 'rouge', 'cider', 'spice')
@@ -166,9 +166,10 @@ def score_details(references: Mapping[ImageId, Sequence[str]],
   _check(references, results, metrics)
   image_ids = [i for i in references if i in results]
   ref_counts = [len(references[i]) for i in image_ids]
-  ref_tokens = tokenizer.tokenize_batch(
+  ref_tokens = batch_tokenizer.tokenize_batch(
       [c for i in image_ids for c in references[i]])
-  cand_tokens = tokenizer.tokenize_batch([results[i] for i in image_ids])
+  cand_tokens = batch_tokenizer.tokenize_batch(
+      [results[i] for i in image_ids])
   refs = []
   start = 0
   for count in ref_counts:
@@ -179,7 +180,7 @@ def score_details(references: Mapping[ImageId, Sequence[str]],
   bleu_stats = None
   table = None
   if {'bleu', 'cider', 'rouge'} & set(metrics):
-    with tokenizer.gc_paused():
+    with batch_tokenizer.gc_paused():
       table = ngrams.build(cand_tokens, refs)
   for metric in metrics:
     if metric == 'bleu':

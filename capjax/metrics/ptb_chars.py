@@ -11,6 +11,9 @@ to know, for each BMP character (from U+0080 on, but DELETED from U+0000):
     (combining marks and others);
   NOT_WORD: Python's `\w` holds it, the jar makes it a token of its own
     (superscript digits and others);
+  RULE_LETTERS: the EXTRA_LETTERS that are letters in the jar's other rules
+    too (its apostrophe words and hyphenated things use JFlex's [:letter:],
+    which has no combining marks: `don't\u0301` is `do n't \u0301`);
   MAPPED: the jar writes it as another token (cp1252 quotes, cents, ...).
 The tables below were measured with `measure` (one jar run over every BMP
 character in three contexts) and are checked against the jar by
@@ -24,10 +27,8 @@ tests/metrics_tokenizer_test.py keeps clear of them):
   (e.g. '````'), which the toolkit keeps; capjax drops them as quotes;
 - a curly apostrophe inside a kept token (`o’clock`, `rock ’n’ roll`, or a
   quote right before `'s`) stays curly in the jar's token; capjax writes `'`;
-- U+058A, U+2010, U+2011, U+066B, U+066C, U+1885, U+1886 and U+2044
-  between digits join them in the jar; capjax splits there;
-- a soft hyphen (U+00AD) right after a hyphenated word or alone before a
-  period;
+- a soft hyphen (U+00AD) after a hyphen (`a-\u00ad` is `a-` to the jar),
+  right after a hyphenated word or alone before a period;
 - captions holding a line break other than `\n` (`\r`, U+2028, ...) shift
   the toolkit's one-caption-per-line input; capjax reads them as spaces.
 """
@@ -98,6 +99,9 @@ EXTRA_LETTERS = """
 0a81-0a83 0abc 0abe-0acf 0b82 0bbe-0bc2 0bc6-0bc8 0bca-0bcd 0c01-0c03
 0c3e-0c56 0d3e-0d44 0d46-0d48 0e31 0e34-0e3a 0e47-0e4e 0eb1 0eb4-0ebc
 0ec8-0ecd 1885-1886
+"""
+RULE_LETTERS = """
+1885-1886
 """
 NOT_WORD = """
 00b2-00b3 00b9 00bc-00be 2070 2074-2079 2080-2089 2153-215e 2460-249b
@@ -196,7 +200,8 @@ def measure(jar: str) -> dict:
     jar: the path of stanford-corenlp-3.4.1.jar.
 
   Returns:
-    {'DELETED', 'EXTRA_LETTERS', 'NOT_WORD': range text, 'MAPPED': dict}.
+    {'DELETED', 'EXTRA_LETTERS', 'RULE_LETTERS', 'NOT_WORD': range text,
+    'MAPPED': dict}.
   """
   import re  # pylint: disable=g-import-not-at-top
   word = re.compile(r'[^\W_]')
@@ -221,7 +226,12 @@ def measure(jar: str) -> dict:
       not_word.append(c)
     if not joined and alone != char.lower():
       mapped[c] = alone
+  # `n'` and two letters is one apostrophe word (`n'ta`) when c is one of
+  # the letters of the jar's other rules.
+  apostrophe = jar_lines([f"n'a{chr(c)}" for c in extra], jar)
+  rule_letters = [c for c, line in zip(extra, apostrophe) if ' ' not in line]
   return {'DELETED': _ranges(deleted), 'EXTRA_LETTERS': _ranges(extra),
+          'RULE_LETTERS': _ranges(rule_letters),
           'NOT_WORD': _ranges(not_word), 'MAPPED': mapped}
 
 
@@ -230,7 +240,7 @@ def main() -> None:
   jar = java.find_jar(None, 'tokenizer', 'stanford-corenlp-3.4.1.jar',
                       what='PTB tokenizer')
   tables = measure(jar)
-  for name in ('DELETED', 'EXTRA_LETTERS', 'NOT_WORD'):
+  for name in ('DELETED', 'EXTRA_LETTERS', 'RULE_LETTERS', 'NOT_WORD'):
     print(f'{name} = """\n{tables[name]}\n"""')
   print('MAPPED = {')
   for c, token in sorted(tables['MAPPED'].items()):

@@ -7,13 +7,13 @@ the lexer rules that matter for captions (clitics, quotes, brackets, numbers,
 fractions, hyphenated and slashed words, abbreviations and acronyms with their
 sentence-end lookahead) with a longest-match scanner, and takes a fast path
 for the common caption made only of letters, spaces, commas and a final
-period.
+period. The lexer's rules, abbreviations and lookaheads are in `ptb_rules`.
 
 The jar lexes the joined lines as one stream, so an abbreviation that ends a
 caption looks ahead into the next caption (`"a t.v."` followed by a caption
-starting with `"A"` yields `t.v. .`). `tokenize_batch` reproduces that by
-treating its texts as consecutive lines; `tokenize` treats its text as a whole
-file.
+starting with `"A"` yields `t.v. .`). `ptb_tokenize` takes the lines that
+follow as an argument for that; `batch_tokenizer.tokenize_batch` tokenizes a
+whole split that way; `tokenize` treats its text as a whole file.
 
 Like the toolkit, tokens are lower-cased; a fraction or phone number such as
 `25 1/2` is one token holding a no-break space (U+00A0), exactly as the jar
@@ -25,14 +25,10 @@ Known differences from the jar, all rare in captions, are listed in
 `ptb_chars`.
 """
 
-import contextlib
-import gc
 import re
-from typing import Iterator, Sequence
+from typing import Sequence
 
-import numpy as np
-
-from capjax.metrics import ptb_chars
+from capjax.metrics import ptb_rules
 
 # Tokens the toolkit removes after tokenizing (pycocoevalcap PTBTokenizer).
 PUNCTUATIONS = frozenset([
@@ -41,205 +37,44 @@ PUNCTUATIONS = frozenset([
 ])
 NBSP = '\u00a0'
 
-# Abbreviations measured against the 3.4.1 jar. ABBREV1: kept with their
-# period, plus a sentence-final '.' when a space and an upper-case letter, a
-# second space or a tag follows (or the input ends).
-_ABBREV1 = frozenset(
-    'Ala Apr Ariz Ark Assn Aug Az Bancorp Bhd Bldg Blvd Bros Calif Co Colo '
-    'Conn Corp Cos Ct Dak Dec Del Esq Etc Est Ext Feb Fla Fri Ga Ill Inc Ind '
-    'Intl Jan Jr Jul Jun Kan Kans Ky La Ltd Mar Mass Md Mich Minn Miss Mo Mon '
-    'Mont Neb Nev Nov Oct Okla Ore Pa Penn Plc Pte Pty Ptys Rd Rt Sep Sept Seq '
-    'Sq Sr Sys Tel Tenn Tex Thu Thurs Tue Tues Univ Va Vt Wash Wed Wis Wisc '
-    'Wyo Al'.split())
-# Case variants that the jar does not take as ABBREV1 (case-sensitive rules).
-_ABBREV1_EXCLUDED = frozenset(
-    'ark az del ill la mass miss ore pa tex wash PTE PTY PTYS'.split())
-# ABBREV2: titles and company words, always kept with their period.
-_ABBREV2 = frozenset(
-    'Adj Adm Adv Alex Assoc Asst Atty Attys Ave Brig Capt Cf Cie Cmdr Col '
-    'Comdr Cpl Dept Det Dr Drs Elec Ens Ft Gen Gov Govs Hon Insp Invt Jos '
-    'Lieut Lt Maj Messrs Mfg Mlle Mme Mr Mrs Ms Msgr Mt Mtg Natl Pfc Ph Pres '
-    'Prof Profs Pvt Rep Reps Rev Sen Sens Sfc Sgt Spc St Ste Supt Supts Treas '
-    'Vs Wm'.split())
-_ABBREV2_EXCLUDED = frozenset(['MFG', 'MTG'])
-# ABBREV3: kept with their period only before a number.
-_ABBREV3 = frozenset('art ca fig figs no nos op pp prop'.split())
-# After an acronym, one of these words marks a sentence end.
-_SENTENCE_STARTERS = frozenset(
-    'A About According Additionally After An As At But Earlier He Her Here '
-    'However If In It Last Many More Mr. Ms. Now Once One Other Our She Since '
-    'So Some Such That The Their Then There These They This We When While '
-    'What Yet You'.split())
-
-_SPACE = ' \t\n\r\f\v\u00a0\u2028\u2029\u000b'
 _BRACKETS = {
     '(': '-LRB-', ')': '-RRB-', '[': '-LSB-', ']': '-RSB-', '{': '-LCB-',
     '}': '-RCB-',
 }
 # Vulgar fractions are lexed apart (as private-use stand-ins, since Python
-# counts them as digits) and spelled out. The input's own private-use
-# characters are dropped before the stand-ins are put in.
+# counts them as digits) and spelled out.
 _VULGAR_FRACTIONS = {'\ue000': '1/4', '\ue001': '1/2', '\ue002': '3/4',
                      '\ue003': '1/3', '\ue004': '2/3'}
-_ASSIMILATIONS = {
-    'cannot': 3, 'gonna': 2, 'gotta': 2, 'lemme': 2, 'gimme': 2, 'wanna': 2,
-}
 _CHAR_MAP = str.maketrans({
     '\u2018': "'", '\u2019': "'", '\u201b': "'", '\u201c': '"', '\u201d': '"',
-    '\u00ab': '"', '\u00bb': '"', '\u2013': '--', '\u2014': '--',
-    '\u2015': '--', '\u2026': ' ... ',
+    '\u00ab': '"', '\u00bb': '"', '\u2013': '\ue006', '\u2014': '\ue006',
+    '\u2015': '\ue006', '\u2026': ' ... ',
     '\u00bc': '\ue000', '\u00bd': '\ue001', '\u00be': '\ue002',
     '\u2153': '\ue003', '\u2154': '\ue004',
-    # What the jar reads as cp1252 or as currency.
-    '\u0080': '$', '\u0091': "'", '\u0092': "'", '\u0093': '"', '\u0094': '"',
-    '\u0096': '--', '\u0097': '--', '\u00a2': ' cents ', '\u00a3': ' # ',
-    '\u00a4': '$', '\u20a0': '$', '\u20ac': '$', '\u2039': "'",
-    '\u203a': "'",
+    # What the jar reads as cp1252 or as currency (U+E005 stands for a
+    # currency sign, which is '$' but never part of `US$`; U+E006 for a long
+    # dash, a '--' of its own).
+    '\u0080': '\ue005', '\u0091': "'", '\u0092': "'", '\u0093': '"',
+    '\u0094': '"', '\u0096': '\ue006', '\u0097': '\ue006', '\u00a2': ' cents ',
+    '\u00a3': ' # ', '\u00a4': '\ue005', '\u20a0': '\ue005',
+    '\u20ac': '\ue005', '\u2039': "'", '\u203a': "'",
 })
-# What the jar cannot lex and drops: its DELETED table (ASCII controls,
-# spaces and more) and every character outside the BMP (it lexes UTF-16
-# halves). The spaces it lists are replaced by spaces: no matter.
-_DELETED_RE = re.compile(
-    f'[{ptb_chars.regex_class(ptb_chars.DELETED)}\U00010000-\U0010ffff]+')
+# The input's own characters in the range of the stand-ins above become a
+# deleted control character (the jar deletes private-use characters).
+_STAND_IN_RE = re.compile('[\ue000-\ue006]')
 # The jar lexes a soft hyphen as a letter, then drops it from the token
 # (a token of soft hyphens only becomes '-').
 SOFT_HYPHEN = '\u00ad'
-# Hyphens the jar keeps only inside a word (as letters) and drops elsewhere.
-_WORD_HYPHENS = '\u058a\u2010\u2011'
-_LONE_HYPHEN_RE = re.compile(
-    f'(?<!\\w)[{_WORD_HYPHENS}]+|[{_WORD_HYPHENS}]+(?!\\w)')
-_EXTRA_LETTERS = (ptb_chars.regex_class(ptb_chars.EXTRA_LETTERS) +
-                  _WORD_HYPHENS)
-_NOT_WORD = ptb_chars.regex_class(ptb_chars.NOT_WORD)
-
-# A letter of the jar's words (with its extra letters, e.g. combining marks).
-_L = rf'(?:[^\W\d_{_NOT_WORD}]|[{_EXTRA_LETTERS}])'
-_LD = rf'(?:{_L}|\d)'  # a word's letter or a digit
-# A letter or a digit of the jar's other rules (no extra letters).
-_A = rf'[^\W_{_NOT_WORD}]'
-_NUM = r'(?:\d*(?:[.:,]\d+)+|\d+(?:[.:,]\d+)*)'
-_CLITIC = r'(?:[msdMSD]|[rR][eE]|[vV][eE]|[lL][lL])'
-# The lexer's token classes (regex, kind); the longest match wins and ties
-# go to the earlier entry, as in JFlex. Lookaheads after clitics and some
-# rules are ASCII-only, as in the jar.
-def _compile_rules(l: str, ld: str, a: str) -> list[tuple[re.Pattern, str]]:
-  """The lexer's rules for the given character classes.
-
-  Args:
-    l: regex of a letter of words.
-    ld: regex of a word's letter or digit.
-    a: regex of a letter or digit of the other rules.
-
-  Returns:
-    [(compiled rule, kind)], in priority order.
-  """
-  rules = [
-      (r'<\/?[A-Za-z!?][^>\r\n]*>', 'keep'),  # SGML tag
-      (r'(?:https?|ftp|mailto):\/\/[^\s<>"]+[^\s<>".,!?;:)\]}\'-]', 'keep'),
-      (r'[A-Za-z0-9][^\s"<>|()\u00a0]*@(?:[^\s"<>|(){}.\u00a0]+\.)*'
-       r'[^\s"<>|(){}.\u00a0]+', 'keep'),  # e-mail (no dot needed)
-      (r'(?i:cannot|gonna|gotta|lemme|gimme|wanna)', 'assim'),
-      (r"(?P<tok>'t)(?i:is|was)(?![A-Za-z])", 'keep'),  # 't|is
-      (rf"(?P<tok>{l}{ld}*)'{_CLITIC}(?![A-Za-z])", 'keep'),  # man|'s
-      (r"(?P<tok>[A-Za-z]*[A-MO-Za-mo-z])n't", 'keep'),  # do|n't (ASCII)
-      (rf'{l}{ld}*(?:[.!?]{l}{ld}*)*', 'keep'),  # WORD
-      # A word or hyphenated thing keeps its period before , ; or : (which is
-      # lexed again).
-      (rf'(?P<tok>(?:{l}{ld}*(?:[.!?]{l}{ld}*)*|{a}+(?:-{a}+)*)\.)[,;:]',
-       'keep'),
-      (rf"(?:[dDoOlL]'{a})?(?:{a}+|[-+]?{_NUM})"
-       rf"(?:[-_](?:[dDoOlL]'{a})?(?:{a}+|{_NUM}))*", 'keep'),  # THING
-      (r'[A-Z]+(?:&[A-Z]+)+', 'keep'),  # AT&T
-      (r'[A-Za-z0-9]+(?:-[A-Za-z]+){0,2}'
-       r'(?:\\?\/[A-Za-z0-9]+(?:-[A-Za-z]+){0,2}){1,2}',
-       'keep'),  # and/or (ASCII only in the jar)
-      (r'[A-Za-z0-9][A-Za-z0-9.,]*'  # ASCII only in the jar
-       r'(?:-(?:[A-Za-z0-9]+|[A-Za-z](?:\.[A-Za-z])+\.))+', 'keep'),
-      (r'(?:\d{1,4}[- \u00a0])?\d{1,4}\\?\/\d{1,4}', 'frac'),
-      (rf"[-+]?{_NUM}", 'keep'),  # NUMBER
-      (r"n't", 'keep'),
-      (rf"'{_CLITIC}(?![A-Za-z])", 'keep'),
-      # Words the lexer keeps whole despite an apostrophe.
-      (rf"(?i:'n'|'n(?![^\W\d_])|dunkin'|somethin'|ol'|'em|'till?|'cause"
-       rf"|nor'easter|c'mon|e'er|s'mores|ev'ry|li'l|nat'l|o'o)"
-       rf"|[lLdDjJyY]'|[A-HJ-XZn]'{l}{{2,}}|'[2-9]0s"
-       rf"|{l}+[aeiouyAEIOUY]'[aeiouA-Z]{l}*", 'keep'),
-      (r'[A-Za-z](?:\.[A-Za-z])*\.', 'acronym'),  # ASCII only in the jar
-      (r'\.\.\.+', 'ellipsis'),
-      (r'--+', 'dashes'),
-      (r'[?!]+', 'keep'),
-      (r'"|``|\'\'|`|\'', 'quote'),
-      (rf'#{l}+', 'keep'),  # hashtag
-      (r'@[A-Za-z_][A-Za-z_0-9]*', 'keep'),
-      (r'[A-Z]*\$|#+|@+|_+|\*+', 'keep'),
-      (rf'{l}+\.', 'acronym'),
-      (r'&amp;', 'amp'),
-      (r'[()\[\]{}]', 'bracket'),
-      (r'[\ue000-\ue004]', 'vulgar'),
-      (r'[\u00b2\u00b3\u00b9\u2070\u2074-\u2079\u2080-\u2089]+',
-       'keep'),  # a run of superscript or subscript digits
-  ]
-  return [(re.compile(pattern), kind) for pattern, kind in rules]
-
-
-_RULES_UNICODE = _compile_rules(_L, _LD, _A)
-# The same rules for ASCII text, where the jar's tables change nothing:
-# plain character classes match faster.
-_RULES_ASCII = _compile_rules('[A-Za-z]', '[A-Za-z0-9]', '[A-Za-z0-9]')
-# Candidate abbreviations: a letter run and a period.
-_ABBREV_RE = re.compile(rf'({_L}+)\.')
-_SPACE_RE = re.compile(rf'[{_SPACE}]+')
+# HTML entities: &apos; and &amp; are read as ' and & everywhere (`it&apos;s`,
+# `AT&amp;T`), the others are tokens (&nbsp; none).
+_APOS_AMP_RE = re.compile(r'(?i)&(?:(apos)|amp);')
+_ENTITIES = {'&lt;': '<', '&gt;': '>', '&quot;': "''", '&nbsp;': ''}
+_SPACE_RE = re.compile(rf'[{ptb_rules.ANY_SPACE}]+')
 # A run of letters before a space, a comma and a space, or the end.
 _PLAIN_RE = re.compile(r'[A-Za-z]+(?=[ \t]|,[ \t]|,?\Z)')
 # A caption made of letters, spaces, commas and one final period.
 _FAST_RE = re.compile(r'[A-Za-z ,]*[A-Za-z](\.?) *\Z')
 _FAST_UNSAFE_RE = re.compile(r'(?i)cannot|gonna|gotta|lemme|gimme|wanna')
-_ABBREVIATIONS_LOWER = frozenset(
-    w.lower() for w in _ABBREV1 | _ABBREV2 | _ABBREV3)
-# Bytes a simple caption may hold: letters, space, comma, period, newline.
-_SIMPLE_BYTE = np.zeros(256, bool)
-_SIMPLE_CHARS = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ ,.\n'
-_SIMPLE_BYTE[[ord(c) for c in _SIMPLE_CHARS]] = True
-
-
-def _abbrev_class(word: str) -> int:
-  """0: plain word, 1: ABBREV1, 2: ABBREV2, 3: ABBREV3 (before numbers)."""
-  for form in (word, word.capitalize()):
-    if form in _ABBREV1 and word not in _ABBREV1_EXCLUDED:
-      if word in (form, form.lower(), form.upper()):
-        return 1
-    if form in _ABBREV2 and word not in _ABBREV2_EXCLUDED:
-      if word in (form, form.lower(), form.upper()):
-        return 2
-  lower = word.lower()
-  if lower in _ABBREV3 and word in (lower, word.upper(), word.capitalize()):
-    return 3
-  return 0
-
-
-def _sentence_end_after_abbrev1(rest: str) -> bool:
-  """The jar's SENTEND test on the text that follows an ABBREV1 token."""
-  if len(rest) < 2:
-    return True
-  if rest[0] not in _SPACE:
-    return False
-  nxt = rest[1]
-  return nxt in _SPACE or nxt.isupper() or nxt == '<'
-
-
-def _sentence_starter_follows(rest: str) -> bool:
-  """An acronym is sentence-final when a listed word follows it."""
-  stripped = rest.lstrip(_SPACE)
-  if len(stripped) == len(rest):
-    return False
-  end = len(stripped)
-  for i, char in enumerate(stripped):
-    if char in _SPACE:
-      end = i
-      break
-  else:
-    return False  # The listed word must itself be followed by a space.
-  return stripped[:end] in _SENTENCE_STARTERS
 
 
 class _Scanner:
@@ -248,7 +83,13 @@ class _Scanner:
   def __init__(self, text: str, following: str):
     self.text = text
     self.following = following  # Later lines of the stream, '\n'-joined.
-    self.rules = _RULES_ASCII if text.isascii() else _RULES_UNICODE
+    rules = (ptb_rules.RULES_ASCII if text.isascii() else
+             ptb_rules.RULES_UNICODE)
+    # Only the rules that can match somewhere in this text (a rule's match
+    # holds one of its required characters).
+    present = set(text)
+    self.rules = [(regex, kind) for regex, kind, required in rules
+                  if required is None or not required.isdisjoint(present)]
 
   def rest(self, pos: int) -> str:
     tail = self.text[pos:]
@@ -267,17 +108,25 @@ class _Scanner:
         pos = space.end()
         continue
       plain = _PLAIN_RE.match(text, pos)
-      if plain and plain.group().lower() not in _ASSIMILATIONS:
+      if plain and plain.group().lower() not in ptb_rules.ASSIMILATIONS:
         out.append(plain.group())  # No rule matches more than a bare word.
         pos = plain.end()
         continue
       best_end, best_kind, best = pos, None, None
       for regex, kind in self.rules:
         match = regex.match(text, pos)
-        if match and match.end() > best_end:
-          best_end, best_kind, best = match.end(), kind, match
+        if match:
+          end = match.end()
+          if end == size and kind == 'abbrev1':
+            end = match.end('tok') + 2  # The line's end counts as context.
+          if end == size and kind == 'smiley' and self.following is None:
+            continue  # A smiley needs a character after it, even a newline.
+          if end > best_end:
+            best_end, best_kind, best = end, kind, match
       if best_kind is None:
-        out.append(text[pos])  # An unknown symbol is a token of its own.
+        if not (ptb_rules.DELETED_CHAR_RE.match(text, pos) or
+                text[pos] in ptb_rules.WORD_HYPHENS):
+          out.append(text[pos])  # An unknown symbol is a token of its own.
         pos += 1
         continue
       if 'tok' in best.re.groupindex and best.group('tok') is not None:
@@ -292,23 +141,33 @@ class _Scanner:
     if kind == 'keep':
       out.append(piece)
     elif kind == 'assim':
-      cut = end - _ASSIMILATIONS[piece.lower()]
+      cut = end - ptb_rules.ASSIMILATIONS[piece.lower()]
       out.append(text[start:cut])  # can|not, gon|na: the rest comes next.
       return cut
-    elif kind == 'acronym':
+    elif kind in ('acronym', 'abbrev1'):
       return self.acronym(out, start, end, piece)
+    elif kind == 'tag':
+      out.append(piece.replace(' ', NBSP))
     elif kind == 'frac':
       out.append(piece.replace(' ', NBSP))
     elif kind == 'ellipsis':
       out.append('...')
     elif kind == 'dashes':
-      out.append('--')
+      out.append('--' if len(piece) < 5 else piece)  # The jar keeps 5 or more.
     elif kind == 'quote':
       out.append("''")  # Direction is irrelevant: all quotes are dropped.
-    elif kind == 'amp':
-      out.append('&')
+    elif kind == 'entity':
+      token = _ENTITIES[piece.lower()]
+      if token:
+        out.append(token)
     elif kind == 'bracket':
       out.append(_BRACKETS[piece])
+    elif kind == 'smiley':
+      out.append(piece.replace('(', '-LRB-').replace(')', '-RRB-'))
+    elif kind == 'dash':
+      out.append('--')
+    elif kind == 'currency':
+      out.append('$')
     elif kind == 'vulgar':
       out.append(_VULGAR_FRACTIONS[piece])
     return end
@@ -321,23 +180,25 @@ class _Scanner:
       out.append(piece)  # A word keeps its period before , ; or :.
       return end
     if '.' not in word:
-      kind = _abbrev_class(word)
+      kind = ptb_rules.abbrev_class(word)
       if kind == 1:
         out.append(piece)
-        if _sentence_end_after_abbrev1(rest):
+        if ptb_rules.sentence_end_after_abbrev1(rest):
           out.append('.')
         return end
       if kind == 2:
         out.append(piece)
         return end
       if kind == 3:
-        if re.match(rf'[{_SPACE}]?\d', rest):
+        if re.match(rf'[{ptb_rules.ANY_SPACE}]?\d', rest):
           out.append(piece)
           return end
+      if word.lower() in ptb_rules.ASSIMILATIONS:
+        return self.emit(out, start, end - 1, 'assim')  # can|not|.
       if len(word) > 1 or not word.isascii():
         out.append(word)  # A plain word and its full stop.
         return end - 1
-    if _sentence_starter_follows(rest):
+    if ptb_rules.sentence_starter_follows(rest):
       if len(word) == 1:
         out.append(word)
         return end - 1
@@ -355,7 +216,7 @@ def _fast_tokens(text: str) -> list[str] | None:
     return None
   if match.group(1):
     last = text.rstrip(' ')[:-1].rsplit(' ', 1)[-1].rsplit(',', 1)[-1]
-    if len(last) == 1 or _abbrev_class(last):
+    if len(last) == 1 or ptb_rules.abbrev_class(last):
       return None
   if _FAST_UNSAFE_RE.search(text):
     return None
@@ -363,10 +224,11 @@ def _fast_tokens(text: str) -> list[str] | None:
 
 
 def _prepare(text: str) -> str:
+  if '&' in text:
+    text = _APOS_AMP_RE.sub(lambda m: "'" if m.group(1) else '&', text)
   if text.isascii():
-    return text if text.isprintable() else _DELETED_RE.sub(' ', text)
-  text = _DELETED_RE.sub(' ', text)
-  text = _LONE_HYPHEN_RE.sub(' ', text)
+    return text
+  text = _STAND_IN_RE.sub('\x01', text)
   return text.translate(_CHAR_MAP)
 
 
@@ -405,103 +267,24 @@ def tokenize(text: str) -> list[str]:
   fast = _fast_tokens(text)
   if fast is not None:
     return fast
-  return [t for t in ptb_tokenize(text) if t not in PUNCTUATIONS]
+  return toolkit_tokens(ptb_tokenize(text))
 
 
-@contextlib.contextmanager
-def gc_paused() -> Iterator[None]:
-  """Pauses the cyclic garbage collector while many small lists are built.
+def toolkit_tokens(tokens: list[str]) -> list[str]:
+  """The toolkit's tokens of one line of the jar's output.
 
-  Building hundreds of thousands of token lists triggers collections that
-  find nothing (lists of strings form no cycles) yet cost a third of the
-  time; the collector's previous state is restored on exit.
-  """
-  was_enabled = gc.isenabled()
-  gc.disable()
-  try:
-    yield
-  finally:
-    if was_enabled:
-      gc.enable()
-
-
-def _lines_needing_lexer(
-    joined: str, simple_tokens: list[list[str]]) -> list[int]:
-  """Indices of the lines of `joined` that the simple path gets wrong.
-
-  A line leaves the simple path when it holds a byte other than letters,
-  spaces, commas and periods, a period that does not end it, a final period
-  after a one-letter word or a listed abbreviation, or a word the lexer
-  splits (cannot, gonna, ...). All tests but the last word's run in NumPy over
-  the UTF-8 bytes.
+  The toolkit right-strips the line (a last token may end in a space the jar
+  kept, e.g. U+2000 in a URL) and drops its punctuation tokens.
 
   Args:
-    joined: the captions joined by newlines.
-    simple_tokens: [num_lines] the simple path's tokens of each line.
+    tokens: the line's PTB tokens (`ptb_tokenize`).
 
   Returns:
-    Sorted line indices.
+    The tokens the toolkit scores.
   """
-  raw = joined.encode('utf-8')
-  data = np.frombuffer(raw, np.uint8)
-  newlines = np.flatnonzero(data == 10)
-  slow = [np.flatnonzero(~_SIMPLE_BYTE[data])]
-  periods = np.flatnonzero(data == 46)
-  if periods.size:
-    nonspace = np.flatnonzero(data != 32)
-    nxt = np.searchsorted(nonspace, periods + 1)
-    after = np.full(periods.shape, 10, np.uint8)
-    inside = nxt < nonspace.size
-    after[inside] = data[nonspace[nxt[inside]]]
-    slow.append(periods[after != 10])
-    final_lines = np.unique(np.searchsorted(newlines, periods[after == 10]))
-  else:
-    final_lines = np.zeros(0, np.int64)
-  lowered = raw.lower()
-  for word in _ASSIMILATIONS:
-    at = lowered.find(word.encode())
-    while at >= 0:
-      slow.append(np.array([at]))
-      at = lowered.find(word.encode(), at + 1)
-  lines = set(np.searchsorted(newlines, np.concatenate(slow)).tolist())
-  for i in final_lines.tolist():
-    words = simple_tokens[i]
-    if words and (len(words[-1]) == 1 or words[-1] in _ABBREVIATIONS_LOWER):
-      lines.add(i)
-  return sorted(lines)
-
-
-def tokenize_batch(texts: Sequence[str]) -> list[list[str]]:
-  """Tokenizes captions as the toolkit does when they are one jar input.
-
-  The texts are the consecutive lines of one stream, so a caption that ends
-  with an abbreviation sees the start of the next one, exactly as in the
-  toolkit's single Java call. Captions made of letters, spaces, commas and a
-  final period are tokenized together on one joined string; the others go
-  through the lexer.
-
-  Args:
-    texts: [num_captions] captions, in the toolkit's order.
-
-  Returns:
-    [num_captions] token lists (see `tokenize`).
-  """
-  with gc_paused():
-    return _tokenize_batch(texts)
-
-
-def _tokenize_batch(texts: Sequence[str]) -> list[list[str]]:
-  texts = [text.replace('\n', ' ') for text in texts]
-  if not texts:
-    return []
-  joined = '\n'.join(texts)
-  simple = joined.lower().replace(',', ' ').replace('.', ' ').split('\n')
-  out = [line.split() for line in simple]
-  for i in _lines_needing_lexer(joined, out):
-    following = '\n'.join(texts[i + 1:i + 4]) if i + 1 < len(texts) else None
-    tokens = ptb_tokenize(texts[i], following)
-    out[i] = [t for t in tokens if t not in PUNCTUATIONS]
-  return out
+  if tokens and tokens[-1] != tokens[-1].rstrip():
+    tokens = tokens[:-1] + [tokens[-1].rstrip()]
+  return [t for t in tokens if t not in PUNCTUATIONS]
 
 
 def to_toolkit_string(tokens: Sequence[str]) -> str:
