@@ -58,6 +58,7 @@ BENCHMARKS = {
     'finetune_step': 'capjax.benchmarks.finetune_step',
     'frozen_step': 'capjax.benchmarks.frozen_step',
     'weights_read': 'capjax.benchmarks.weights_read',
+    'sharded_step': 'capjax.benchmarks.sharded_step',
 }
 
 _JSON = flags.DEFINE_bool('json', False, 'One JSON object per line.')

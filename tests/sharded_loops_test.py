@@ -18,6 +18,7 @@ from capjax import decoding
 from capjax import parallel
 from capjax import stepping
 from capjax.benchmarks import bench_model
+from capjax.benchmarks import sharded_step
 from capjax.decoding import top_k as decoding_top_k
 
 SIZE = dict(batch=16, max_len=6, vocab=30, hidden=8, embed=8, feature_dim=4)
@@ -108,6 +109,19 @@ class DeviceRowsTest(absltest.TestCase):
     want_values, want_index = jax.lax.top_k(x[0], 2)
     np.testing.assert_array_equal(values, want_values)
     np.testing.assert_array_equal(index, want_index)
+
+
+class ShardedStepBenchmarkTest(absltest.TestCase):
+
+  def test_records_count_the_gathers_each_way(self):
+    records = sharded_step.run(dict(SIZE, repeats=1, warmup=0))
+    by_name = {(r['what'], r['side']): r for r in records}
+    self.assertLen(by_name, 4)
+    for what in ('train_step', 'beam'):
+      self.assertGreater(by_name[what, 'gathered']['all_gathers'], 0)
+      self.assertEqual(by_name[what, 'split']['all_gathers'], 0)
+      self.assertEqual(by_name[what, 'split']['devices'], 8)
+      self.assertGreater(by_name[what, 'split']['speedup'], 0)
 
 
 if __name__ == '__main__':
