@@ -16,6 +16,7 @@ import numpy as np
 from capjax.benchmarks import bench_model
 from capjax.benchmarks import checks
 from capjax.benchmarks import decode
+from capjax.benchmarks import step_records
 from capjax.benchmarks import timing
 from capjax.benchmarks import torch_reference
 from capjax.benchmarks import train_step
@@ -74,6 +75,32 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
   """Runs `python -m capjax.benchmark ARGS` from the repository root."""
   return subprocess.run([sys.executable, '-m', 'capjax.benchmark', *args],
                         cwd=ROOT, capture_output=True, text=True, timeout=600)
+
+
+class StepRecordsTest(absltest.TestCase):
+
+  def test_donated_steps_thread_their_state_and_fill_the_records(self):
+    def step(state, batch, rng):
+      del rng
+      new = state + batch['x'] @ batch['x']
+      return new, {'loss': new.sum()}
+
+    batch = {'x': jnp.eye(4)}
+    contenders, records = {}, {}
+    for name, start in (('a', 0.0), ('b', 10.0)):
+      contenders[name], records[name] = step_records.compile_step(
+          step, jnp.full((4, 4), start), batch, jax.random.key(0))
+      self.assertAlmostEqual(records[name]['gflop_per_step'], 2 * 64 / 1e9)
+    out = step_records.time_steps(contenders, records,
+                                  {'repeats': 2, 'warmup': 1}, 4)
+    self.assertEqual([r is records[n] for r, n in zip(out, 'ab')],
+                     [True, True])
+    # Three steps each (warm-up and two timed), the state threaded through.
+    self.assertEqual(out[0]['loss'], 3 * 4)
+    self.assertEqual(out[1]['loss'], 10 * 16 + 3 * 4)
+    for r in out:
+      self.assertGreater(r['step_ms'], 0)
+      self.assertEqual(r['repeats'], 2)
 
 
 class _CliTestCase(parameterized.TestCase):

@@ -15,17 +15,14 @@ GFLOP/s; the fine-tuned record carries `step_ratio_to_frozen`.
 """
 
 import tempfile
-import time
 
-import jax
 import numpy as np
 
 from capjax import config_base
 from capjax import converters
 from capjax import train
 from capjax.benchmarks import extract
-from capjax.benchmarks import flops
-from capjax.benchmarks import timing
+from capjax.benchmarks import step_records
 from capjax.models import encoders
 from capjax.models.encoders import checkpoint
 from capjax.tasks import captioning as captioning_task
@@ -87,47 +84,15 @@ def run(config: dict) -> list[dict]:
       meta = captioning_task.synthetic_meta(vocab)
       meta[captioning_task.WEIGHTS_KEY] = checkpoint.describe(weights)
       setup = train.setup(cfg, meta, example)
-      step = jax.jit(setup.step_fn, donate_argnums=(0,))
-      start = time.perf_counter()
-      lowered = step.lower(setup.state, example, setup.dropout_rng)
-      traced = time.perf_counter()
-      compiled = lowered.compile()
-      compile_s = time.perf_counter() - traced
-      gflop = flops.matmul_flops(setup.step_fn, setup.state, example,
-                                 setup.dropout_rng) / 1e9
-      contenders[mode] = _stepper(compiled, setup.state, example,
-                                  setup.dropout_rng)
-      finish[mode] = dict(
+      contenders[mode], finish[mode] = step_records.compile_step(
+          setup.step_fn, setup.state, example, setup.dropout_rng)
+      finish[mode].update(
           benchmark='finetune_step', arch=arch, mode=mode, batch=batch,
           image_size=size, max_len=max_len, vocab=vocab,
           encoder_lr_multiplier=(FINETUNE_MULTIPLIER if mode == 'finetuned'
-                                 else 0.0),
-          trace_s=traced - start, compile_s=compile_s, gflop_per_step=gflop)
-  timed = timing.time_alternating(contenders, config.get('repeats', 5),
-                                  config.get('warmup', 1),
-                                  between=config.get('between'))
-  records = []
-  for mode in MODES:
-    t, metrics = timed[mode]
-    record = finish[mode]
-    record.update(
-        step_ms=1e3 * t.median_seconds, min_step_ms=1e3 * t.min_seconds,
-        max_step_ms=1e3 * t.max_seconds,
-        images_per_s=batch / t.median_seconds,
-        achieved_gflop_per_s=record['gflop_per_step'] / t.median_seconds,
-        loss=float(metrics['loss']), repeats=t.repeats, warmup=t.warmup)
-    records.append(record)
+                                 else 0.0))
+  records = step_records.time_steps(contenders, finish, config, batch)
   records[1]['step_ratio_to_frozen'] = (records[1]['step_ms']
                                         / records[0]['step_ms'])
   return records
 
-
-def _stepper(compiled, state, batch, rng):
-  """One donated train step per call, threading the state; -> metrics."""
-
-  def one_step():
-    nonlocal state
-    state, metrics = compiled(state, batch, rng)
-    return metrics
-
-  return one_step

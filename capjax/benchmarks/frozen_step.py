@@ -21,15 +21,13 @@ the stop_gradient record carries `speedup` over optimizer_only.
 
 import dataclasses
 import functools
-import time
 
 import jax
 import numpy as np
 
 from capjax import config_base
 from capjax import train
-from capjax.benchmarks import flops
-from capjax.benchmarks import timing
+from capjax.benchmarks import step_records
 from capjax.data import vocab as vocab_lib
 from capjax.models import encoders
 from capjax.tasks import retrieval as retrieval_task
@@ -97,43 +95,12 @@ def run(config: dict) -> list[dict]:
     step_fn = functools.partial(train.train_step, task=setup.task,
                                 model=model, tx=setup.tx, config=cfg)
     state = jax.tree.map(np.array, setup.state)  # each side donates its own
-    step = jax.jit(step_fn, donate_argnums=(0,))
-    start = time.perf_counter()
-    lowered = step.lower(state, example, setup.dropout_rng)
-    traced = time.perf_counter()
-    compiled = lowered.compile()
-    compile_s = time.perf_counter() - traced
-    gflop = flops.matmul_flops(step_fn, state, example,
-                               setup.dropout_rng) / 1e9
-    contenders[side] = _stepper(compiled, state, example, setup.dropout_rng)
-    finish[side] = dict(
+    contenders[side], finish[side] = step_records.compile_step(
+        step_fn, state, example, setup.dropout_rng)
+    finish[side].update(
         benchmark='frozen_step', task='retrieval', arch=arch, side=side,
-        batch=batch, image_size=size, max_len=max_len, vocab=vocab,
-        trace_s=traced - start, compile_s=compile_s, gflop_per_step=gflop)
-  timed = timing.time_alternating(contenders, config.get('repeats', 5),
-                                  config.get('warmup', 1),
-                                  between=config.get('between'))
-  records = []
-  for side in SIDES:
-    t, metrics = timed[side]
-    record = finish[side]
-    record.update(
-        step_ms=1e3 * t.median_seconds, min_step_ms=1e3 * t.min_seconds,
-        max_step_ms=1e3 * t.max_seconds,
-        images_per_s=batch / t.median_seconds,
-        achieved_gflop_per_s=record['gflop_per_step'] / t.median_seconds,
-        loss=float(metrics['loss']), repeats=t.repeats, warmup=t.warmup)
-    records.append(record)
+        batch=batch, image_size=size, max_len=max_len, vocab=vocab)
+  records = step_records.time_steps(contenders, finish, config, batch)
   records[1]['speedup'] = records[0]['step_ms'] / records[1]['step_ms']
   return records
 
-
-def _stepper(compiled, state, batch, rng):
-  """One donated train step per call, threading the state; -> metrics."""
-
-  def one_step():
-    nonlocal state
-    state, metrics = compiled(state, batch, rng)
-    return metrics
-
-  return one_step
