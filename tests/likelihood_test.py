@@ -1,6 +1,8 @@
 """Tests for likelihood retrieval: the m-RNN fast path and the any-captioner
 adapter against a plainly written forward pass per pair; Eq. 7."""
 
+from unittest import mock
+
 from absl.testing import absltest
 from absl.testing import parameterized
 import jax
@@ -84,12 +86,19 @@ class LikelihoodTest(parameterized.TestCase):
     params = model.init(jax.random.key(1), images, inputs[:IMAGES])
     padded = likelihood.score(model, params, images, inputs, targets,
                               weights, chunk=8)
-    # 3 images x 22 real positions in chunks of 16 over 8 devices: the last
-    # chunk is part padding, and one sentence's words span two chunks.
+    # 3 images x 22 real positions over 8 devices: an image block of 8 (5
+    # padding images), one position block of 24 (2 padding positions).
     packed = likelihood.compile_packed_scorer(
         model, weights, num_images=IMAGES, chunk=16,
         mesh=parallel.make_mesh())(params, images, inputs, targets)
     np.testing.assert_allclose(packed, padded, rtol=1e-5, atol=1e-5)
+    # Blocks of 2 images x 8 positions: 2 x 3 steps, the last image block
+    # half padding, and sentences whose words span two position blocks.
+    with mock.patch.object(likelihood, 'POSITION_BLOCK', 8):
+      blocked = likelihood.compile_packed_scorer(
+          model, weights, num_images=IMAGES, chunk=16)(
+              params, images, inputs, targets)
+    np.testing.assert_allclose(blocked, padded, rtol=1e-5, atol=1e-5)
 
   def test_eq7_divides_by_the_mean_probability_over_prior_images(self):
     rng = np.random.default_rng(0)
