@@ -1,5 +1,6 @@
 """The benchmark entry point, each benchmark's records, and the timer."""
 
+import gc
 import json
 import math
 import os
@@ -69,6 +70,17 @@ class TimingTest(absltest.TestCase):
   def test_rejects_zero_repeats(self):
     with self.assertRaises(ValueError):
       timing.time_fn(lambda: None, repeats=0)
+
+  def test_garbage_collector_paused_while_timing_only(self):
+    seen = []
+    record = lambda: seen.append(gc.isenabled())
+    timing.time_fn(record, repeats=2, warmup=1)
+    timing.time_alternating({'a': record, 'b': record}, repeats=2)
+    self.assertEqual(set(seen), {False})
+    self.assertTrue(gc.isenabled())
+    with self.assertRaises(ZeroDivisionError):
+      timing.time_fn(lambda: 1 / 0)
+    self.assertTrue(gc.isenabled())  # restored after a failing call too
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:

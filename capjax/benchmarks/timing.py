@@ -3,10 +3,14 @@
 Results that are JAX arrays (or trees holding them) are waited for with
 `jax.block_until_ready`, so asynchronous dispatch is not mistaken for speed.
 The first call's time is kept apart: for a jitted function it includes
-compilation.
+compilation. Python's garbage collector is paused while the calls run (as
+`timeit` does), so a collection of the caller's garbage is not charged to
+whichever call it happened to interrupt.
 """
 
+import contextlib
 import dataclasses
+import gc
 import statistics
 import time
 from typing import Any, Callable
@@ -26,6 +30,17 @@ class Timing:
 
   def as_dict(self, prefix: str = '') -> dict[str, float | int]:
     return {f'{prefix}{k}': v for k, v in dataclasses.asdict(self).items()}
+
+
+@contextlib.contextmanager
+def _gc_paused():
+  enabled = gc.isenabled()
+  gc.disable()
+  try:
+    yield
+  finally:
+    if enabled:
+      gc.enable()
 
 
 def _wait(result: Any) -> Any:
@@ -53,6 +68,11 @@ def time_fn(fn: Callable[[], Any], repeats: int = 5, warmup: int = 1,
   """
   if repeats < 1:
     raise ValueError(f'repeats must be at least 1, got {repeats}.')
+  with _gc_paused():
+    return _time_fn(fn, repeats, warmup, between)
+
+
+def _time_fn(fn, repeats, warmup, between):
   start = time.perf_counter()
   result = _wait(fn())
   first = time.perf_counter() - start
@@ -92,6 +112,11 @@ def time_alternating(
   """
   if repeats < 1:
     raise ValueError(f'repeats must be at least 1, got {repeats}.')
+  with _gc_paused():
+    return _time_alternating(fns, repeats, warmup, between)
+
+
+def _time_alternating(fns, repeats, warmup, between):
   first, times, results = {}, {name: [] for name in fns}, {}
   for name, fn in fns.items():
     start = time.perf_counter()
