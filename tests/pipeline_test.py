@@ -5,6 +5,7 @@ import itertools
 import json
 import shutil
 import tempfile
+from unittest import mock
 
 from absl.testing import absltest
 from absl.testing import parameterized
@@ -206,6 +207,20 @@ class PipelineTest(parameterized.TestCase):
           expected = self.vocab.encode_batch(references[int(image_id)],
                                              MAX_LEN)
           np.testing.assert_array_equal(tokens, expected)
+
+  def test_eval_arrays_of_the_first_images_encode_only_those(self):
+    full, full_mask = pipeline.eval_arrays(
+        self.test, self.vocab, max_len=MAX_LEN, captions_per_image=5)
+    encoded = []
+    vocab = mock.Mock(wraps=self.vocab)
+    vocab.encode_batch.side_effect = (
+        lambda captions, max_len: encoded.append(captions)
+        or self.vocab.encode_batch(captions, max_len))
+    first, first_mask = pipeline.eval_arrays(
+        self.test, vocab, max_len=MAX_LEN, captions_per_image=5, count=3)
+    np.testing.assert_array_equal(first, full[:3])
+    np.testing.assert_array_equal(first_mask, full_mask[:3])
+    self.assertLen(encoded, 3)
 
   @parameterized.parameters(2, 4)
   def test_eval_process_slices_cover_every_image_once(self, process_count):

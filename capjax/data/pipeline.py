@@ -234,19 +234,20 @@ def train_batches(
 
 def eval_arrays(
     source: sources.CaptionSource, vocab: vocab_lib.Vocab, *, max_len: int,
-    captions_per_image: int) -> tuple[np.ndarray, np.ndarray]:
-  """All captions of a split, encoded per image.
+    captions_per_image: int, count: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+  """The captions of a split's first `count` images (None: all), encoded
+  per image; the other images' captions are not encoded.
 
   Returns:
-    tokens: [num_examples, captions_per_image, max_len + 1] int32 (an image
+    tokens: [count, captions_per_image, max_len + 1] int32 (an image
       with fewer captions has all-PAD rows; extra captions are left out);
-    caption_mask: [num_examples, captions_per_image] float32, 1 for real
-      captions.
+    caption_mask: [count, captions_per_image] float32, 1 for real captions.
   """
-  count = len(source)
+  count = len(source) if count is None else min(count, len(source))
   tokens = np.zeros([count, captions_per_image, max_len + 1], np.int32)
   caption_mask = np.zeros([count, captions_per_image], np.float32)
-  for i, captions in enumerate(source.captions):
+  for i, captions in zip(range(count), source.captions):
     captions = captions[:captions_per_image]
     tokens[i, :len(captions)] = vocab.encode_batch(captions, max_len)
     caption_mask[i, :len(captions)] = 1

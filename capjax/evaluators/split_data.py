@@ -49,11 +49,10 @@ def captions(config, source, vocab: vocab_lib.Vocab, *, count: int,
     tokens: [count, per_image, max_len + 1] int32 (BOS, words, EOS, PAD);
     mask: [count, per_image] float32, 1 for real captions.
   """
-  count = min(count or len(source), len(source))
-  tokens, mask = pipeline.eval_arrays(
+  return pipeline.eval_arrays(
       rare_words.as_trained(config.dataset, vocab, source), vocab,
-      max_len=config.dataset.max_len, captions_per_image=per_image)
-  return tokens[:count], mask[:count]
+      max_len=config.dataset.max_len, captions_per_image=per_image,
+      count=count or None)
 
 
 def words_only(tokens: np.ndarray) -> np.ndarray:
