@@ -1,7 +1,8 @@
 r"""Retrieve images for a sentence, or sentences for an image.
 
   python -m capjax.retrieve --workdir=runs/ret --index=test
-  python -m capjax.retrieve --workdir=runs/ret --index=test --text="a red circle"
+  python -m capjax.retrieve --workdir=runs/ret --index=test \
+      --text="a red circle"
   python -m capjax.retrieve --workdir=runs/ret --index=test --image=cat.png
   python -m capjax.retrieve --workdir=runs/ret --index=photos/ \
       --image=cat.png --sentences=captions.txt --top_k=10 --json

@@ -1,6 +1,7 @@
 r"""The seed's hashtag table: BLEU-1 and P/R/F1@k of trained tag models.
 
-  python -m capjax.tag_table --workdirs=runs/tags_att,runs/tags_st,runs/tags_ml \
+  python -m capjax.tag_table \
+      --workdirs=runs/tags_att,runs/tags_st,runs/tags_ml \
       [--split=test] [--limit=0]
 
 Each workdir is a tag model (a captioner over tags trained with

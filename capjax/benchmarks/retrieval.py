@@ -92,7 +92,8 @@ def _embedding_model(model: str, config: dict, dtype: str) -> list[dict]:
   tokens[:, max_len] = 2
   tokens = jnp.asarray(tokens)
   params = jax.jit(net.init)(jax.random.key(0), features, tokens)
-  size = dict(model=model, dtype=dtype, batch=batch, max_len=max_len, vocab=vocab,
+  size = dict(model=model, dtype=dtype, batch=batch, max_len=max_len,
+              vocab=vocab,
               hidden=settings.model.hidden_dim,
               word_dim=settings.model.embed_dim,
               joint_dim=settings.retrieval.embed_dim, regions=GRID_CELLS + 1)

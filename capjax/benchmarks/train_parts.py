@@ -2,8 +2,9 @@
 
 `python -m capjax.benchmark train_parts --dtype=float32,bfloat16` times the
 parts of the benchmark model's train step (`bench_model`, B64 T20 V5000 H512
-E256 unless the size flags of `train_step` say otherwise) alone, forward and backward, each part in capjax and in PyTorch (when
-torch imports) one call of each in turn, so that the ratios of a part compare
+E256 unless the size flags of `train_step` say otherwise) alone, forward
+and backward, each part in capjax and in PyTorch (when torch imports) one
+call of each in turn, so that the ratios of a part compare
 the same stretch of a noisy machine:
 
 - `output_loss`: the output layer and the masked softmax cross-entropy over

@@ -132,7 +132,8 @@ class LSTMCell(_RecurrentCell):
 
   def step(self, carry: Carry, x_proj: jax.Array):
     """One step: x_proj [..., 4 * features] -> (carry, h [..., features])."""
-    return recurrences.lstm_step(self.recurrent, carry, x_proj, self.compute_dtype)
+    return recurrences.lstm_step(self.recurrent, carry, x_proj,
+                                 self.compute_dtype)
 
   def _recurrence(self, carry: Carry, x_proj: jax.Array):
     c0, h0 = carry
@@ -229,7 +230,8 @@ class ReLUCell(_RecurrentCell):
     return recurrences.relu_step(self.recurrent, carry, x_proj)
 
   def _recurrence(self, carry: Carry, x_proj: jax.Array):
-    return recurrences.relu_recurrence(self.recurrent, x_proj, carry, self.unroll)
+    return recurrences.relu_recurrence(self.recurrent, x_proj, carry,
+                                       self.unroll)
 
 
 def _scan_steps(
