@@ -15,10 +15,10 @@ at a time with the chunk's pairs sharded over the devices of the mesh.
 
 The m-RNN's fast path also runs packed (`compile_packed_scorer`): the real
 word positions of the sentences are known when the scorer is built, so the
-program enumerates (image, real position) items instead of (image, sentence)
-pairs and never computes the softmax layer at padding; each item's log
-probability is added to its pair's score. With captions of mean length L
-padded to T this does L / T of the padded path's work.
+program scores tiles of images x real positions instead of (image,
+sentence) pairs and never computes the softmax layer at padding; each
+item's log probability is added to its pair's score. With captions of mean
+length L padded to T this does L / T of the padded path's work.
 
 Scores: `t2i` ranks images by log P(s | I); `i2t` by Eq. 7,
 log P(s | I_q) - log mean_{I'} P(s | I') over a sample of training images
@@ -38,8 +38,9 @@ from capjax.models.captioners import mrnn as mrnn_lib
 
 # pair_fn(image_index [P] int32, sentence_index [P] int32) -> log P [P].
 PairFn = Callable[[jax.Array, jax.Array], jax.Array]
-# Real word positions per step of the packed scorer (its image block is
-# `chunk` / this): a [Bi * 128, M] multimodal tile stays in cache-sized work.
+# Most real word positions per step of the packed scorer (its image block
+# fills `chunk`). Measured with 16 images (2026-12-01, features setting):
+# 128 takes 677 ms, 512 793 ms, 2048 938 ms; on shapes all within 10%.
 POSITION_BLOCK = 128
 
 
