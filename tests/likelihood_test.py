@@ -88,6 +88,9 @@ class LikelihoodTest(parameterized.TestCase):
                               weights, chunk=8)
     # 3 images x 22 real positions over 8 devices: an image block of 8 (5
     # padding images), one position block of 24 (2 padding positions).
+    self.assertEqual(len(likelihood.packed_positions(weights)[0]), 22)
+    self.assertEqual(likelihood.packed_blocks(IMAGES, 22, 16, 8),
+                     ((8, 1), (24, 1)))
     packed = likelihood.compile_packed_scorer(
         model, weights, num_images=IMAGES, chunk=16,
         mesh=parallel.make_mesh())(params, images, inputs, targets)
@@ -95,6 +98,8 @@ class LikelihoodTest(parameterized.TestCase):
     # Blocks of 2 images x 8 positions: 2 x 3 steps, the last image block
     # half padding, and sentences whose words span two position blocks.
     with mock.patch.object(likelihood, 'POSITION_BLOCK', 8):
+      self.assertEqual(likelihood.packed_blocks(IMAGES, 22, 16),
+                       ((2, 2), (8, 3)))
       blocked = likelihood.compile_packed_scorer(
           model, weights, num_images=IMAGES, chunk=16)(
               params, images, inputs, targets)
