@@ -10,7 +10,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from capjax import config_base
 from capjax import config_checks
 from capjax import train
 from capjax.data import caption_cleaning
