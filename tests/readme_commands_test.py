@@ -145,6 +145,14 @@ def file_flags(path: str) -> dict[str, bool]:
 _defined_flags = functools.cache(defined_flags)
 
 
+def benchmark_names(path: str) -> set[str]:
+  """The keys of `BENCHMARKS` in capjax/benchmark.py: the valid WHATs."""
+  tree = ast.parse(open(path).read())
+  return set(next(ast.literal_eval(node.value) for node in tree.body
+                  if isinstance(node, ast.Assign)
+                  and getattr(node.targets[0], 'id', '') == 'BENCHMARKS'))
+
+
 def find_module(name: str):
   try:
     return importlib.util.find_spec(name)
@@ -284,10 +292,7 @@ class Checker:
         self.check_loose_flag(override, command, where)
 
   def check_benchmark(self, what, path, command, where):
-    tree = ast.parse(open(path).read())
-    names = next(ast.literal_eval(node.value) for node in tree.body
-                 if isinstance(node, ast.Assign)
-                 and getattr(node.targets[0], 'id', '') == 'BENCHMARKS')
+    names = benchmark_names(path)
     if what != ['WHAT'] and (not what or what[0] not in names):
       self.fail(where, command, f'benchmark {what} is none of {sorted(names)}')
 
@@ -355,6 +360,17 @@ class ReadmeCommandsTest(absltest.TestCase):
           any(re.search(rf'--config={re.escape(path)}(:\S*)?(\s|$)', c)
               for c in commands),
           f'{path}: its docstring has no command with --config={path}')
+
+  def test_every_benchmark_is_listed_and_has_a_command(self):
+    names = benchmark_names(os.path.join(ROOT, 'capjax', 'benchmark.py'))
+    readme = ' '.join(open(os.path.join(ROOT, 'README.md')).read().split())
+    listed = re.search(r'WHAT is (.*?)\. ', readme)
+    self.assertIsNotNone(listed, 'the README no longer says what WHAT is')
+    self.assertEqual(set(re.findall(r'`(\w+)`', listed.group(1))), names)
+    for text in (readme, docstring('capjax/benchmark.py')):
+      shown = set(re.findall(r'python -m capjax\.benchmark (\w+)',
+                             ' '.join(text.split())))
+      self.assertEmpty(names - shown)
 
   def test_a_broken_command_is_reported(self):
     good = """
