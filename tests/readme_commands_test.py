@@ -34,7 +34,8 @@ PASSED_THROUGH_ENV = ('XLA_FLAGS', 'JAX_PLATFORMS', 'PY', 'PYTHON')
 # Repository paths the text may name, then checked to exist.
 PATH_REF = re.compile(
     r'(?<![\w/.<$])((?:docs|configs|launch|tests|capjax|\.ci)/[\w./-]*\w)')
-CALL = re.compile(r'^((?:[A-Z_0-9]+=\S+ )*)(python -m |make |bash |sbatch )')
+CALL = re.compile(
+    r'^((?:[A-Z_0-9]+=\S+ )*)(python -m |make |bash |sbatch |launch/)')
 
 
 def is_placeholder(word: str) -> bool:
@@ -173,7 +174,9 @@ def load_config(spec: str, overrides: tuple[str, ...] = ()):
     values(argv)
     return values.config
   except Exception as e:  # pylint: disable=broad-except
-    return f'{type(e).__name__}: {" ".join(str(e).split())}'
+    # The last line of a config file's traceback is its own message.
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+    return lines[-1] if lines else type(e).__name__
 
 
 def has_key(config, dotted: str) -> bool:
@@ -241,6 +244,10 @@ class Checker:
       for name in env:
         if name not in PASSED_THROUGH_ENV and name not in source:
           self.fail(where, command, f'{scripts[0]} does not read ${name}')
+      if '-m capjax.main' in source and '"$@"' in source:  # forwards flags
+        after = words[words.index(scripts[0]) + 1:]
+        self.check_python(command, 'capjax.main',
+                          [w for w in after if w.startswith('--')], where)
 
   def check_loose_flag(self, word: str, command: str, where: str):
     name, _, value = word[2:].partition('=')
@@ -350,6 +357,11 @@ class ReadmeCommandsTest(absltest.TestCase):
     for path in python_files():
       doc = docstring(path)
       checker.check_text(doc, path, docstring_commands(doc))
+    for path in sorted(glob.glob(os.path.join(ROOT, 'launch', '*'))):
+      header = re.match(r'(#.*\n)*', open(path).read().partition('\n')[2])
+      doc = re.sub(r'^# ?', '', header.group(0), flags=re.M)
+      checker.check_text(doc, os.path.relpath(path, ROOT),
+                         [c for c in block_commands(doc) if CALL.match(c)])
     self.assertEqual(checker.problems, [])
 
   def test_each_config_docstring_holds_the_command_that_runs_it(self):
@@ -379,7 +391,10 @@ class ReadmeCommandsTest(absltest.TestCase):
 
         ```
         python -m capjax.caption --workdir=runs/x a.png [--beam_size=3]
+        launch/local_multiprocess.sh 2 --config=... --workdir=...
         ```
+
+        Placeholders: `configs/captioning/flickr8k_seed000.py:cleaning=NAME`.
         """
     self.assertEqual(check_markdown(good), [])
     broken = {
@@ -396,8 +411,12 @@ class ReadmeCommandsTest(absltest.TestCase):
         '`python -m capjax.main --config=configs/captioning/shapes.py '
         '--workdir=x --config.train.num_steps=many`': 'the overrides fail',
         '`python -m capjax.benchmark trian_step`': "['trian_step'] is none",
+        '`configs/captioning/flickr8k_seed000.py:cleaning=nme`':
+            "Unknown cleaning='nme'",
         '`make demoo`': 'no target demoo',
         '`FOO=1 bash launch/flickr8k_demo.sh`': 'does not read $FOO',
+        '`launch/local_multiprocess.sh 2 --config=configs/captioning/shapes.py'
+        ' --wokrdir=x`': 'capjax.main has no flag --wokrdir',
         '`--config.eval.bem_size=3`': 'no config has the key eval.bem_size',
         '`--beam_sise`': 'no entry point defines --beam_sise',
         '![x](docs/no_such_figure.png)': 'docs/no_such_figure.png',
