@@ -155,6 +155,7 @@ def benchmark_names(path: str) -> set[str]:
 
 
 def find_module(name: str):
+  """The import spec of a dotted module name, or None when there is none."""
   try:
     return importlib.util.find_spec(name)
   except (ImportError, ValueError):
@@ -180,6 +181,7 @@ def load_config(spec: str, overrides: tuple[str, ...] = ()):
 
 
 def has_key(config, dotted: str) -> bool:
+  """Whether a config has the field `dotted` ('train.num_steps')."""
   for part in dotted.split('.'):
     if not hasattr(config, 'keys') or part not in config:
       return False
@@ -188,6 +190,7 @@ def has_key(config, dotted: str) -> bool:
 
 
 def all_configs() -> list[str]:
+  """Every config file, relative to the repository root."""
   return sorted(os.path.relpath(p, ROOT) for p in glob.glob(
       os.path.join(ROOT, 'configs', '**', '*.py'), recursive=True))
 
@@ -205,9 +208,11 @@ class Checker:
     self.make_targets = set(re.findall(r'^([\w-]+):', makefile, re.M))
 
   def fail(self, where: str, command: str, what: str):
+    """Records one problem: the file, the command and what is wrong."""
     self.problems.append(f'{where}: `{command}`: {what}')
 
   def check_text(self, text: str, where: str, commands: list[str]):
+    """Checks `commands` (taken from `text`) and the paths `text` names."""
     for command in commands:
       self.check_command(command, where)
     for path in PATH_REF.findall(text):
@@ -216,6 +221,7 @@ class Checker:
         self.fail(where, path, 'no such file in the repository')
 
   def check_command(self, command: str, where: str):
+    """Checks one shell line or inline code span."""
     words = shell_words(command)
     env = []
     while words and re.match(r'^[A-Z_0-9]+=', words[0]):
@@ -250,6 +256,7 @@ class Checker:
                           [w for w in after if w.startswith('--')], where)
 
   def check_loose_flag(self, word: str, command: str, where: str):
+    """A flag quoted without its module: some entry point or config has it."""
     name, _, value = word[2:].partition('=')
     if name == 'config' and value and not is_placeholder(value):
       self.check_config(value, [], command, where)
@@ -264,6 +271,7 @@ class Checker:
 
   def check_python(self, command: str, module: str, args: list[str],
                    where: str):
+    """`python -m module args`: the module, its flags, its config."""
     spec = find_module(module)
     if spec is None:
       self.fail(where, command, f'no module {module}')
@@ -299,11 +307,13 @@ class Checker:
         self.check_loose_flag(override, command, where)
 
   def check_benchmark(self, what, path, command, where):
+    """`python -m capjax.benchmark WHAT`: WHAT is in `BENCHMARKS`."""
     names = benchmark_names(path)
     if what != ['WHAT'] and (not what or what[0] not in names):
       self.fail(where, command, f'benchmark {what} is none of {sorted(names)}')
 
   def check_config(self, spec, overrides, command, where):
+    """`--config=spec` builds, and takes `--config.a.b=v` overrides."""
     path, _, variant = spec.partition(':')
     if not os.path.exists(os.path.join(ROOT, path)):
       self.fail(where, command, f'no config file {path}')
@@ -327,18 +337,21 @@ class Checker:
 
 
 def check_markdown(text: str, where: str = 'README.md') -> list[str]:
+  """The problems of a markdown text's commands (empty when all are true)."""
   checker = Checker()
   checker.check_text(text, where, markdown_commands(text))
   return checker.problems
 
 
 def python_files() -> list[str]:
+  """capjax's and the configs' Python files, relative to the root."""
   return sorted(os.path.relpath(p, ROOT) for pattern in (
       'capjax/**/*.py', 'configs/**/*.py') for p in glob.glob(
           os.path.join(ROOT, pattern), recursive=True))
 
 
 def docstring(path: str) -> str:
+  """The module docstring of a file under the repository root."""
   source = open(os.path.join(ROOT, path)).read()
   return ast.get_docstring(ast.parse(source), clean=True) or ''
 
