@@ -18,6 +18,8 @@ r"""Benchmarks: `python -m capjax.benchmark WHAT [--flags] [--json]`.
   python -m capjax.benchmark frozen_step --arch=vgg16 --image_size=64
   python -m capjax.benchmark weights_read --arch=vgg16  # start-up reads
   python -m capjax.benchmark train_parts --dtype=float32,bfloat16  # by part
+  XLA_FLAGS=--xla_force_host_platform_device_count=8 \
+      python -m capjax.benchmark sharded_step   # batch gathered vs split
 
 WHAT names a module of `capjax.benchmarks` in `BENCHMARKS`; its
 `run(config) -> list[dict]` returns one record per measurement. They are

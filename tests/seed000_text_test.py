@@ -10,7 +10,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from capjax import config_base
 from capjax import config_checks
 from capjax import train
 from capjax.data import caption_cleaning
@@ -300,14 +299,10 @@ class Seed000ConfigTest(absltest.TestCase):
     self.assertFalse(flickr8k_seed000.get_config(
         'manual_dir=/x,glove=/g.txt').model.embedding_trainable)
 
-  def test_the_features_variant_sets_its_two_keys_or_says_what_it_needs(self):
-    if 'features' in config_base.base_config().dataset:  # features branch
-      config = flickr8k_seed000.get_config('features=/f')
-      self.assertEqual(config.dataset.features, '/f')
-      self.assertEqual(config.model.encoder.name, 'identity')
-    else:
-      with self.assertRaisesRegex(ValueError, 'features` branch'):
-        flickr8k_seed000.get_config('features=/f')
+  def test_the_features_variant_sets_its_two_keys(self):
+    config = flickr8k_seed000.get_config('features=/f')
+    self.assertEqual(config.dataset.features, '/f')
+    self.assertEqual(config.model.encoder.name, 'identity')
 
 
 if __name__ == '__main__':

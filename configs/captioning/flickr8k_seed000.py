@@ -32,7 +32,7 @@ capjax's reading of it:
 * The image: capjax trains the small CNN from pixels by default (no
   pretrained weights can be fetched here). `features=DIR` trains on
   precomputed Inception-v3 features instead (`dataset.features`, identity
-  encoder); it needs the `features` branch of issue 11.
+  encoder; see `configs/features/flickr8k_inception_v3.py`).
 
 Variants after a colon, comma-separated:
   tiny               a seconds-long run for tests
@@ -44,7 +44,7 @@ Variants after a colon, comma-separated:
   manual_dir=DIR     the Flickr8k files (default ../shared/data/flickr8k_1k)
   glove=FILE         GloVe text file for the word embedding (default: none)
   cleaning=NAME      stop_words (default) | letters | both | none
-  features=DIR       precomputed features (needs the features branch)
+  features=DIR       precomputed features (from capjax.extract_features)
 Flickr8k's 6000 training images make 2000 steps an epoch at 3 per batch;
 the 753 of `flickr8k_1k` make 251 (30 epochs: --config.train.num_steps=7530).
 """
@@ -104,10 +104,6 @@ def get_config(arg=None):
   c.model.encoder.strides = (2, 2, 2, 2)
   c.model.encoder.global_pool = 'mean'
   if 'features' in values:
-    if 'features' not in c.dataset:
-      raise ValueError('features=DIR needs dataset.features, which the '
-                       '`features` branch of issue 11 adds; this capjax '
-                       'trains from pixels only.')
     c.dataset.features = values['features']
     c.model.encoder.name = 'identity'
   c.optimizer.name = 'adam'
