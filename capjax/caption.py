@@ -34,14 +34,9 @@ flags.mark_flag_as_required('workdir')
 
 def readable(paths: list[str]) -> list[str]:
   """The paths that decode as images; each other one named on stderr."""
-  good = []
-  for path in paths:
-    try:
-      images_lib.load_file(path)
-    except images_lib.BadImageError as e:
-      print(f'error: {e}', file=sys.stderr)
-    else:
-      good.append(path)
+  good, errors = images_lib.split_readable(paths)
+  for error in errors:
+    print(f'error: {error}', file=sys.stderr)
   return good
 
 

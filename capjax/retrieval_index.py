@@ -27,6 +27,7 @@ from capjax.evaluators import retrieval as retrieval_evaluator
 from capjax.models.retrieval import scoring
 from capjax.tasks import retrieval as task
 
+RETRIEVAL_TASK = 'retrieval'  # the config.task of the workdirs served here
 INDEX_DIR = 'index'
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.gif', '.webp')
 FILE_BATCH = 16  # image files embedded together (the last batch is padded)
@@ -37,6 +38,12 @@ class Retriever:
 
   def __init__(self, workdir: str, which: str = 'latest'):
     config, meta, params, step = checkpointing.restore_trained(workdir, which)
+    kind = config.get('task', 'captioning')
+    if kind != RETRIEVAL_TASK:
+      raise ValueError(
+          f'{workdir} holds a {kind!r} model (config.task), not a retrieval '
+          'model: give --workdir a run of configs/retrieval/ (config.task '
+          f'{RETRIEVAL_TASK}).')
     self.workdir = workdir
     self.config = ml_collections.ConfigDict(config)
     self.meta = meta
