@@ -159,5 +159,33 @@ class CommandsTest(absltest.TestCase):
     self.assertOneErrorLine(result, f'{self.story} holds .*not a tag model')
 
 
+class ConfigFlagTest(absltest.TestCase):
+  """extract_features reads --config as main does: bad ones are one line."""
+
+  def _extract(self, *args):
+    return subprocess.run(
+        [sys.executable, '-m', 'capjax.extract_features',
+         '--workdir=/tmp/never', *args], cwd=REPO, capture_output=True,
+        text=True, timeout=600)
+
+  def test_a_config_file_that_does_not_exist_is_one_line(self):
+    result = self._extract('--config=configs/features/nope.py')
+    self.assertEqual(result.returncode, 2)
+    self.assertEqual(
+        result.stderr.strip(),
+        'error: could not load the config file: [Errno 2] No such file or '
+        "directory: 'configs/features/nope.py'")
+
+  def test_a_misspelt_key_names_it_and_the_likely_one(self):
+    result = self._extract('--config=configs/features/flickr8k_vgg16.py:tiny',
+                           '--config.features.wieghts=weights/vgg16')
+    self.assertEqual(result.returncode, 2)
+    self.assertEqual(
+        result.stderr.strip(),
+        "error: unknown config key 'features.wieghts' (from "
+        '--config.features.wieghts): the config file has no such field. Did '
+        'you mean "weights" instead of "wieghts"?')
+
+
 if __name__ == '__main__':
   absltest.main()
