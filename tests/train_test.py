@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from capjax import atomic_write
 from capjax import checkpointing
 from capjax import train
 from configs.captioning import shapes as shapes_config
@@ -129,6 +130,20 @@ class TrainTest(absltest.TestCase):
     self.assertEqual(step, 4)
     for leaf in jax.tree.leaves(params):
       self.assertTrue(np.all(np.isfinite(leaf)))
+
+  def test_a_workdir_of_another_task_is_refused_naming_both(self):
+    # What a retrieval run leaves in its workdir, then a captioner given it.
+    atomic_write.write_json(os.path.join(self.workdir, 'config.json'),
+                            {'task': 'retrieval'})
+    atomic_write.write_json(os.path.join(self.workdir, 'meta.json'),
+                            {'format': 'capjax.retrieval_meta', 'vocab': {}})
+    with self.assertRaisesRegex(
+        train.MetaMismatchError,
+        f"^{self.workdir} holds a run of another task \\(config.task "
+        "'retrieval'\\); this config trains 'captioning'"):
+      train.train_and_evaluate(tiny_config(), self.workdir)
+    self.assertFalse(os.path.exists(os.path.join(self.workdir,
+                                                 'checkpoints')))
 
   def test_a_workdir_of_another_vocabulary_is_refused(self):
     train.train_and_evaluate(tiny_config(**{'train.num_steps': 4}),
