@@ -40,6 +40,18 @@ _PROCESS_ID = flags.DEFINE_integer(
     'process_id', -1, 'This process of a multi-host run.'
 )
 flags.mark_flags_as_required(['config', 'workdir'])
+INTERRUPTED_EXIT = 130  # the shell's code for a command stopped by Ctrl-C
+
+
+def interrupted_message(workdir: str) -> str:
+  """What to do after Ctrl-C: run again; it resumes from the latest step."""
+  try:
+    _, step = checkpointing.find_checkpoint(workdir)
+  except (FileNotFoundError, ValueError):
+    return (f'Interrupted before {workdir} had a checkpoint: run the same '
+            'command again to start it again.')
+  return (f'Interrupted: run the same command again to resume {workdir} '
+          f'from its latest checkpoint (step {step}).')
 
 
 def main(argv):
@@ -56,6 +68,9 @@ def main(argv):
           PermissionError) as e:
     print(f'error: {e}', file=sys.stderr)
     sys.exit(1)
+  except KeyboardInterrupt:  # Ctrl-C: what was saved resumes as a SIGKILL
+    print(f'error: {interrupted_message(_WORKDIR.value)}', file=sys.stderr)
+    sys.exit(INTERRUPTED_EXIT)
   report.print_summary(results, _WORKDIR.value)
 
 
