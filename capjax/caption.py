@@ -15,6 +15,7 @@ from absl import app
 from absl import flags
 
 from capjax import checkpointing
+from capjax import flag_errors
 from capjax import inference
 from capjax import logs
 from capjax.data import images as images_lib
@@ -24,10 +25,12 @@ _CHECKPOINT = flags.DEFINE_enum(
     'checkpoint', 'latest', ['latest', 'best'], 'Which checkpoint to use.'
 )
 _BEAM_SIZE = flags.DEFINE_integer(
-    'beam_size', 0, 'Beam width (0: the config\'s decoder; 1: greedy).'
+    'beam_size', 0, 'Beam width (0: the config\'s decoder; 1: greedy).',
+    lower_bound=0,
 )
 _BATCH_SIZE = flags.DEFINE_integer(
-    'batch_size', 16, 'Images decoded together (the last batch is padded).'
+    'batch_size', 16, 'Images decoded together (the last batch is padded).',
+    lower_bound=1,
 )
 flags.mark_flag_as_required('workdir')
 
@@ -67,4 +70,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  app.run(main, flags_parser=flag_errors.parse_flags)

@@ -118,6 +118,17 @@ class CommandsTest(absltest.TestCase):
     self.assertOneErrorLine(
         result, f"{self.story} holds a 'language_model' model .*capjax.story")
 
+  def test_caption_flags_out_of_range_are_one_line(self):
+    for flag, message in (
+        ('--batch_size=0', '0 is not a positive integer'),
+        ('--beam_size=-1', '-1 is not a non-negative integer')):
+      with self.subTest(flag):
+        result = self._run('capjax.caption', f'--workdir={self.tags}', flag,
+                           self.image)
+        self.assertEqual(result.returncode, 2)
+        self.assertEqual(result.stderr.strip(),
+                         f'error: flag {flag}: {message}')
+
   # ---------------------------------------------------------- retrieve ---
 
   def test_retriever_refuses_a_workdir_of_another_task(self):
