@@ -19,6 +19,7 @@ import json
 import os
 from typing import Any
 
+from absl import logging
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -121,15 +122,23 @@ class Retriever:
             info)
 
   def _embed_folder(self, folder: str):
+    """A folder's readable images; each unreadable one named and left out."""
     paths = _image_files(folder)
     if not paths:
       raise FileNotFoundError(
           f'No image files ({", ".join(IMAGE_EXTENSIONS)}) in {folder}: '
           'give a folder of images or a split name (test, validation).')
-    return ({'images': self.embed_image_files(paths)},
+    embeddings, good, bad = self._embed_files(paths, skip_unreadable=True)
+    for _, error in bad:
+      logging.warning('%s: left out of the index of %s.', error, folder)
+    if not good:
+      raise ValueError(f'No readable image in {folder}: all {len(paths)} '
+                       f'files are unreadable ({bad[0][1]}).')
+    return ({'images': embeddings},
             {'source': 'folder', 'folder': os.path.abspath(folder),
-             'image_ids': [os.path.basename(p) for p in paths],
-             'paths': paths})
+             'image_ids': [os.path.basename(p) for p in good],
+             'paths': good,
+             'skipped': [os.path.basename(path) for path, _ in bad]})
 
   def load(self, index: str) -> tuple[dict[str, np.ndarray], dict]:
     """The saved index, built first when it is missing or out of date."""
@@ -144,16 +153,38 @@ class Retriever:
   # ----------------------------------------------------------- embedding ---
 
   def embed_image_files(self, paths: list[str]) -> np.ndarray:
+    """[len(paths), D] embeddings; an unreadable file raises BadImageError."""
+    return self._embed_files(paths)[0]
+
+  def _embed_files(self, paths: list[str], skip_unreadable: bool = False):
+    """`(embeddings [N, D], the N paths embedded, [(path, BadImageError)])`.
+
+    Files are read and embedded FILE_BATCH at a time; with
+    `skip_unreadable`, a file that does not decode is left out and returned
+    with its error instead of raising it.
+    """
     size = (self.config.dataset.image_size,) * 2
-    out = []
+    out, good, bad = [], [], []
     for start in range(0, len(paths), FILE_BATCH):
-      chunk = np.stack([images_lib.load_file(p, size)
-                        for p in paths[start:start + FILE_BATCH]])
+      pictures = []
+      for path in paths[start:start + FILE_BATCH]:
+        try:
+          pictures.append(images_lib.load_file(path, size))
+        except images_lib.BadImageError as e:
+          if not skip_unreadable:
+            raise
+          bad.append((path, e))
+        else:
+          good.append(path)
+      if not pictures:
+        continue
+      chunk = np.stack(pictures)
       padded = np.zeros((FILE_BATCH,) + chunk.shape[1:], chunk.dtype)
       padded[:len(chunk)] = chunk
       out.append(np.asarray(
           self._embed_images(self.params, jnp.asarray(padded)))[:len(chunk)])
-    return np.concatenate(out)
+    return (np.concatenate(out) if out else np.zeros((0, 0), np.float32),
+            good, bad)
 
   def embed_sentences(self, sentences: list[str]) -> np.ndarray:
     tokens = self.vocab.encode_batch(sentences, self.config.dataset.max_len)

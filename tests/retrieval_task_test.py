@@ -188,6 +188,28 @@ class RetrievalTaskTest(absltest.TestCase):
     results_b = retriever.text_query(folders['b'], 'a red circle', top_k=9)
     self.assertIn('b9.png', [r['image_id'] for r in results_b])
 
+  def test_a_folder_index_leaves_out_unreadable_files_and_names_them(self):
+    workdir = self._copy_of_workdir()
+    retriever = retrieval_index.Retriever(workdir)
+    source = task.open_split(self.config, 'test')
+    folder = os.path.join(self.tmp, 'with_bad', 'photos')
+    os.makedirs(folder)
+    for i in range(2):
+      Image.fromarray(source.image(i)).save(os.path.join(folder, f'g{i}.png'))
+    with open(os.path.join(folder, 'broken.jpg'), 'wb') as f:
+      f.write(b'not a jpeg')
+    with self.assertLogs(level='WARNING') as logs:
+      arrays, info = retriever.load(folder)
+    self.assertEqual(info['image_ids'], ['g0.png', 'g1.png'])
+    self.assertEqual(info['skipped'], ['broken.jpg'])
+    self.assertLen(arrays['images'], 2)
+    np.testing.assert_allclose(
+        arrays['images'],
+        retriever.embed_image_files([os.path.join(folder, 'g0.png'),
+                                     os.path.join(folder, 'g1.png')]),
+        atol=1e-6)
+    self.assertRegex(logs.output[0], 'broken.jpg.*left out of the index')
+
   def test_a_build_killed_before_its_description_is_not_used(self):
     workdir = self._copy_of_workdir()
     retriever = retrieval_index.Retriever(workdir)
