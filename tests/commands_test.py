@@ -106,11 +106,10 @@ class CommandsTest(absltest.TestCase):
   def test_caption_files_refuses_a_model_that_does_not_caption(self):
     for workdir, task in ((self.tags, 'multilabel'),
                           (self.story, 'language_model')):
-      with self.subTest(task):
-        with self.assertRaisesRegex(
-            ValueError, f"^{workdir} holds a '{task}' model .*does not "
-            'caption images'):
-          inference.caption_files(workdir, [self.image])
+      with self.subTest(task), self.assertRaisesRegex(
+          ValueError, f"^{workdir} holds a '{task}' model .*does not "
+          'caption images'):
+        inference.caption_files(workdir, [self.image])
 
   def test_caption_command_on_a_story_workdir_is_one_line(self):
     result = self._run('capjax.caption', f'--workdir={self.story}',

@@ -224,9 +224,9 @@ class RetrievalTaskTest(absltest.TestCase):
     Image.fromarray(source.image(3)).save(extra)
     # Killed after the new embeddings are written, before index.json.
     with mock.patch.object(retrieval_index.atomic_write, 'write_json',
-                           side_effect=SystemExit('killed')):
-      with self.assertRaises(SystemExit):
-        retriever.load(folder)
+                           side_effect=SystemExit('killed')), \
+        self.assertRaises(SystemExit):
+      retriever.load(folder)
     os.remove(extra)  # back to the three files of the first build
     arrays, info = retriever.load(folder)
     self.assertEqual(info['image_ids'], ['p0.png', 'p1.png', 'p2.png'])
