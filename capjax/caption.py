@@ -15,6 +15,7 @@ from absl import app
 from absl import flags
 
 from capjax import checkpointing
+from capjax import flag_errors
 from capjax import inference
 from capjax import logs
 from capjax.data import images as images_lib
@@ -24,24 +25,21 @@ _CHECKPOINT = flags.DEFINE_enum(
     'checkpoint', 'latest', ['latest', 'best'], 'Which checkpoint to use.'
 )
 _BEAM_SIZE = flags.DEFINE_integer(
-    'beam_size', 0, 'Beam width (0: the config\'s decoder; 1: greedy).'
+    'beam_size', 0, 'Beam width (0: the config\'s decoder; 1: greedy).',
+    lower_bound=0,
 )
 _BATCH_SIZE = flags.DEFINE_integer(
-    'batch_size', 16, 'Images decoded together (the last batch is padded).'
+    'batch_size', 16, 'Images decoded together (the last batch is padded).',
+    lower_bound=1,
 )
 flags.mark_flag_as_required('workdir')
 
 
 def readable(paths: list[str]) -> list[str]:
   """The paths that decode as images; each other one named on stderr."""
-  good = []
-  for path in paths:
-    try:
-      images_lib.load_file(path)
-    except images_lib.BadImageError as e:
-      print(f'error: {e}', file=sys.stderr)
-    else:
-      good.append(path)
+  good, errors = images_lib.split_readable(paths)
+  for error in errors:
+    print(f'error: {error}', file=sys.stderr)
   return good
 
 
@@ -72,4 +70,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  app.run(main, flags_parser=flag_errors.parse_flags)

@@ -26,6 +26,7 @@ import sys
 from absl import app
 from absl import flags
 
+from capjax import flag_errors
 from capjax.metrics import coco
 
 _REFERENCES = flags.DEFINE_string(
@@ -50,7 +51,7 @@ _CHECKPOINT = flags.DEFINE_enum(
     'checkpoint', 'latest', ['latest', 'best'], 'Checkpoint (--workdir).')
 _BEAM_SIZE = flags.DEFINE_integer(
     'beam_size', 0, "Beam width (--workdir); 0 keeps the config's decoder, "
-    '1 is greedy.')
+    '1 is greedy.', lower_bound=0)
 
 
 def _main_workdir() -> int:
@@ -96,4 +97,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  app.run(main, flags_parser=flag_errors.parse_flags)

@@ -34,6 +34,8 @@ from ml_collections import config_flags
 
 from capjax import extraction
 from capjax import feature_dataset
+from capjax import flag_errors
+from capjax import logs
 from capjax.data import crops
 from capjax.models.encoders import checkpoint
 
@@ -84,6 +86,7 @@ def _config_mode() -> None:
 
 def main(argv):
   del argv
+  logs.quiet_libraries()
   try:
     if _CONFIG.value is not None:
       _config_mode()
@@ -117,4 +120,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  app.run(main, flags_parser=flag_errors.parse_flags)

@@ -22,6 +22,17 @@ from capjax import tasks
 from capjax.data import images as images_lib
 from capjax.evaluators import captions as captions_evaluator
 
+CAPTIONING_TASK = 'captioning'  # the one task whose models write captions
+# What to run instead of `caption` on a workdir of another task.
+OTHER_COMMANDS = {
+    'retrieval': 'query it with python -m capjax.retrieve '
+                 '--workdir={workdir} --image=FILE',
+    'multilabel': 'tag images with python -m capjax.story or score it with '
+                  'python -m capjax.tag_table --workdirs={workdir}',
+    'language_model': 'write stories with it through python -m '
+                      'capjax.story --story_workdir={workdir}',
+}
+
 
 @contextlib.contextmanager
 def _checkpoint_fits(workdir: str):
@@ -89,10 +100,18 @@ def caption_files(
   Raises:
     images_lib.BadImageError: a missing or unreadable file (named).
     FileNotFoundError: no checkpoint in the workdir.
+    ValueError: the workdir's model does not caption images (a retrieval,
+      tag classifier or story model) or reads features, not pixels.
     checkpointing.CheckpointMismatchError: the checkpoint does not fit the
       model its config builds.
   """
   config, meta, task, model, params, _ = restore(workdir, which, beam_size)
+  kind = config.get('task', CAPTIONING_TASK)
+  if kind != CAPTIONING_TASK:
+    instead = OTHER_COMMANDS.get(kind, 'use a captioning workdir')
+    raise ValueError(
+        f'{workdir} holds a {kind!r} model (config.task), which does not '
+        f'caption images: {instead.format(workdir=workdir)}.')
   if config.dataset.get('features'):
     raise ValueError(
         f'{workdir} was trained on precomputed features '

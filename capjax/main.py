@@ -8,7 +8,6 @@ On several hosts, start one process per host with --coordinator_address,
 --num_processes and --process_id (see launch/).
 """
 
-import re
 import sys
 
 from absl import app
@@ -17,6 +16,7 @@ from ml_collections import config_flags
 
 from capjax import checkpointing
 from capjax import config_checks
+from capjax import flag_errors
 from capjax import logs
 from capjax import parallel
 from capjax import report
@@ -40,50 +40,18 @@ _PROCESS_ID = flags.DEFINE_integer(
     'process_id', -1, 'This process of a multi-host run.'
 )
 flags.mark_flags_as_required(['config', 'workdir'])
+INTERRUPTED_EXIT = 130  # the shell's code for a command stopped by Ctrl-C
 
 
-def parse_flags(argv: list[str]) -> list[str]:
-  """absl flag parsing, with one-line errors for a bad --config.
-
-  ml_collections reports an unknown `--config.a.b=...` key, a variant the
-  config file does not know, or a value of the wrong type with a traceback;
-  this turns them into a line that names the flag and what to do.
-  """
+def interrupted_message(workdir: str) -> str:
+  """What to do after Ctrl-C: run again; it resumes from the latest step."""
   try:
-    args = flags.FLAGS(argv)
-    if flags.FLAGS['config'].present:
-      _ = _CONFIG.value.keys()  # a config file that failed to load says so here
-    return args
-  except OSError as e:
-    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
-    print(f'error: could not load the config file: {lines[-1]}',
-          file=sys.stderr)
-    sys.exit(2)
-  except flags.Error as e:
-    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
-    detail = lines[0] if len(lines) == 1 else f'{lines[0]} {lines[-1]}'
-    print(f'error: {detail}', file=sys.stderr)
-    sys.exit(2)
-  except (AttributeError, KeyError, TypeError, ValueError) as e:
-    overrides = [a.split('=', 1)[0][2:] for a in argv[1:]
-                 if a.startswith('--config.')]
-    # ml_collections wraps a KeyError (whose str() is the repr of its
-    # message) in other errors; the message names the key in quotes and,
-    # when it has one, adds a "Did you mean" line.
-    while e.args and isinstance(e.args[0], BaseException):
-      e = e.args[0]
-    message = str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e)
-    first, *rest = message.splitlines() or ['']
-    names = set(re.findall(r'[\'"]([\w.]+)[\'"]', first)) or {first.strip()}
-    hint = f' {rest[0].strip()}' if rest else ''
-    bad = [o for o in overrides if names & set(o.split('.')[1:])]
-    if bad:
-      key = bad[0][len('config.'):]
-      print(f'error: unknown config key {key!r} (from --{bad[0]}): the '
-            f'config file has no such field.{hint}', file=sys.stderr)
-    else:
-      print(f'error: bad --config: {first}{hint}', file=sys.stderr)
-    sys.exit(2)
+    _, step = checkpointing.find_checkpoint(workdir)
+  except (FileNotFoundError, ValueError):
+    return (f'Interrupted before {workdir} had a checkpoint: run the same '
+            'command again to start it again.')
+  return (f'Interrupted: run the same command again to resume {workdir} '
+          f'from its latest checkpoint (step {step}).')
 
 
 def main(argv):
@@ -100,8 +68,11 @@ def main(argv):
           PermissionError) as e:
     print(f'error: {e}', file=sys.stderr)
     sys.exit(1)
+  except KeyboardInterrupt:  # Ctrl-C: what was saved resumes as a SIGKILL
+    print(f'error: {interrupted_message(_WORKDIR.value)}', file=sys.stderr)
+    sys.exit(INTERRUPTED_EXIT)
   report.print_summary(results, _WORKDIR.value)
 
 
 if __name__ == '__main__':
-  app.run(main, flags_parser=parse_flags)
+  app.run(main, flags_parser=flag_errors.parse_flags)

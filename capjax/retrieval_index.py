@@ -3,17 +3,23 @@
 An index is the embeddings of a dataset split (its images and their
 reference captions) or of a folder of image files, computed once and saved
 in `<workdir>/index/<name>/` (`embeddings.npz` and `index.json`, both
-written atomically). A text query is embedded and scored against every
+written atomically). `index.json` records what the embeddings were built
+from (the checkpoint and its step, the split or the folder and its files);
+an index built from anything else (a run trained further since, the other
+checkpoint, another folder of the same name, files added) is built again,
+never used. A text query is embedded and scored against every
 indexed image; an image query against every indexed sentence (the split's
 captions, or the lines of a text file). The command-line front is
 `capjax.retrieve`.
 """
 
+import contextlib
 import io
 import json
 import os
 from typing import Any
 
+from absl import logging
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -27,7 +33,10 @@ from capjax.evaluators import retrieval as retrieval_evaluator
 from capjax.models.retrieval import scoring
 from capjax.tasks import retrieval as task
 
+RETRIEVAL_TASK = 'retrieval'  # the config.task of the workdirs served here
 INDEX_DIR = 'index'
+INDEX_INFO = 'index.json'  # written last: an index without it is unfinished
+EMBEDDINGS = 'embeddings.npz'
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.gif', '.webp')
 FILE_BATCH = 16  # image files embedded together (the last batch is padded)
 
@@ -37,7 +46,14 @@ class Retriever:
 
   def __init__(self, workdir: str, which: str = 'latest'):
     config, meta, params, step = checkpointing.restore_trained(workdir, which)
+    kind = config.get('task', 'captioning')
+    if kind != RETRIEVAL_TASK:
+      raise ValueError(
+          f'{workdir} holds a {kind!r} model (config.task), not a retrieval '
+          'model: give --workdir a run of configs/retrieval/ (config.task '
+          f'{RETRIEVAL_TASK}).')
     self.workdir = workdir
+    self.which = which
     self.config = ml_collections.ConfigDict(config)
     self.meta = meta
     self.vocab = task.vocab_of(meta)
@@ -56,19 +72,40 @@ class Retriever:
         index) else index
     return os.path.join(self.workdir, INDEX_DIR, name)
 
+  def built_from(self, index: str) -> dict[str, Any]:
+    """What an index of `index` must have been built from to be used.
+
+    The checkpoint ('latest' or 'best') and its step, and the split name or
+    the folder's absolute path and image files.
+    """
+    key = {'checkpoint': self.which, 'step': int(self.step)}
+    if os.path.isdir(index):
+      key['folder'] = os.path.abspath(index)
+      key['files'] = [os.path.basename(p) for p in _image_files(index)]
+    else:
+      key['split'] = index
+    return key
+
   def build(self, index: str) -> str:
     """Embeds a split name or an image folder; returns the index folder."""
+    key = self.built_from(index)
     if os.path.isdir(index):
       data = self._embed_folder(index)
     else:
       data = self._embed_split(index)
     directory = self.index_dir(index)
     arrays, info = data
+    info['built_from'] = key
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
-    atomic_write.write_bytes(os.path.join(directory, 'embeddings.npz'),
+    # The old index.json goes first: a build killed before writing the new
+    # one leaves no index.json, so the next query builds again instead of
+    # pairing the old description with the new embeddings.
+    with contextlib.suppress(FileNotFoundError):
+      os.remove(os.path.join(directory, INDEX_INFO))
+    atomic_write.write_bytes(os.path.join(directory, EMBEDDINGS),
                              buffer.getvalue())
-    atomic_write.write_json(os.path.join(directory, 'index.json'), info)
+    atomic_write.write_json(os.path.join(directory, INDEX_INFO), info)
     return directory
 
   def _embed_split(self, split: str):
@@ -85,41 +122,69 @@ class Retriever:
             info)
 
   def _embed_folder(self, folder: str):
-    paths = sorted(
-        os.path.join(folder, f) for f in os.listdir(folder)
-        if f.lower().endswith(IMAGE_EXTENSIONS))
+    """A folder's readable images; each unreadable one named and left out."""
+    paths = _image_files(folder)
     if not paths:
       raise FileNotFoundError(
           f'No image files ({", ".join(IMAGE_EXTENSIONS)}) in {folder}: '
           'give a folder of images or a split name (test, validation).')
-    return ({'images': self.embed_image_files(paths)},
+    embeddings, good, bad = self._embed_files(paths, skip_unreadable=True)
+    for _, error in bad:
+      logging.warning('%s: left out of the index of %s.', error, folder)
+    if not good:
+      raise ValueError(f'No readable image in {folder}: all {len(paths)} '
+                       f'files are unreadable ({bad[0][1]}).')
+    return ({'images': embeddings},
             {'source': 'folder', 'folder': os.path.abspath(folder),
-             'image_ids': [os.path.basename(p) for p in paths],
-             'paths': paths})
+             'image_ids': [os.path.basename(p) for p in good],
+             'paths': good,
+             'skipped': [os.path.basename(path) for path, _ in bad]})
 
   def load(self, index: str) -> tuple[dict[str, np.ndarray], dict]:
-    """The saved index (built first when it is not there yet)."""
+    """The saved index, built first when it is missing or out of date."""
     directory = self.index_dir(index)
-    if not os.path.exists(os.path.join(directory, 'index.json')):
+    info = _read_info(os.path.join(directory, INDEX_INFO))
+    if info is None or info.get('built_from') != self.built_from(index):
       self.build(index)
-    with np.load(os.path.join(directory, 'embeddings.npz')) as f:
-      arrays = dict(f)
-    with open(os.path.join(directory, 'index.json')) as f:
-      return arrays, json.load(f)
+      info = _read_info(os.path.join(directory, INDEX_INFO))
+    with np.load(os.path.join(directory, EMBEDDINGS)) as f:
+      return dict(f), info
 
   # ----------------------------------------------------------- embedding ---
 
   def embed_image_files(self, paths: list[str]) -> np.ndarray:
+    """[len(paths), D] embeddings; an unreadable file raises BadImageError."""
+    return self._embed_files(paths)[0]
+
+  def _embed_files(self, paths: list[str], skip_unreadable: bool = False):
+    """`(embeddings [N, D], the N paths embedded, [(path, BadImageError)])`.
+
+    Files are read and embedded FILE_BATCH at a time; with
+    `skip_unreadable`, a file that does not decode is left out and returned
+    with its error instead of raising it.
+    """
     size = (self.config.dataset.image_size,) * 2
-    out = []
+    out, good, bad = [], [], []
     for start in range(0, len(paths), FILE_BATCH):
-      chunk = np.stack([images_lib.load_file(p, size)
-                        for p in paths[start:start + FILE_BATCH]])
+      pictures = []
+      for path in paths[start:start + FILE_BATCH]:
+        try:
+          pictures.append(images_lib.load_file(path, size))
+        except images_lib.BadImageError as e:
+          if not skip_unreadable:
+            raise
+          bad.append((path, e))
+        else:
+          good.append(path)
+      if not pictures:
+        continue
+      chunk = np.stack(pictures)
       padded = np.zeros((FILE_BATCH,) + chunk.shape[1:], chunk.dtype)
       padded[:len(chunk)] = chunk
       out.append(np.asarray(
           self._embed_images(self.params, jnp.asarray(padded)))[:len(chunk)])
-    return np.concatenate(out)
+    return (np.concatenate(out) if out else np.zeros((0, 0), np.float32),
+            good, bad)
 
   def embed_sentences(self, sentences: list[str]) -> np.ndarray:
     tokens = self.vocab.encode_batch(sentences, self.config.dataset.max_len)
@@ -204,3 +269,18 @@ class Retriever:
         [(text, pictures, [r['score'] for r in results],
           [None] * len(results))], title=f'{self.workdir}: "{text}"')
     return retrieval_report.write_png(path, picture)
+
+
+def _image_files(folder: str) -> list[str]:
+  """The image files of a folder, sorted by name."""
+  return sorted(os.path.join(folder, f) for f in os.listdir(folder)
+                if f.lower().endswith(IMAGE_EXTENSIONS))
+
+
+def _read_info(path: str) -> dict[str, Any] | None:
+  """A saved index.json, or None when there is none or it is unreadable."""
+  try:
+    with open(path, encoding='utf-8') as f:
+      return json.load(f)
+  except (FileNotFoundError, json.JSONDecodeError):
+    return None

@@ -6,14 +6,19 @@ r"""Hashtags and a story for each image file: the seed's full pipeline.
 
 Prints, per image, its hashtags and a story of `--length` characters seeded
 with its top tag; `--gallery` also writes image, tags (with tag attention
-maps) and story side by side.
+maps) and story side by side. A missing or unreadable image, a workdir
+without a checkpoint or of the wrong kind of model is one `error:` line
+(each bad image named, the others still told) and exit code 1.
 """
+
+import sys
 
 from absl import app
 from absl import flags
 from absl import logging
 
 from capjax import story_pipeline
+from capjax.data import images as images_lib
 
 _TAGS = flags.DEFINE_string('tags_workdir', None, 'A trained tag model.')
 _STORY = flags.DEFINE_string('story_workdir', None, 'A trained story model.')
@@ -30,13 +35,24 @@ def main(argv):
   if not paths:
     raise app.UsageError('Give at least one image file.')
   logging.set_verbosity(logging.WARNING)
-  results = story_pipeline.tell(
-      _TAGS.value, _STORY.value, paths, length=_LENGTH.value,
-      seed=_SEED.value, temperature=_TEMPERATURE.value, top_k=_TOP_K.value,
-      top_p=_TOP_P.value)
-  print(story_pipeline.format_text(results))
-  if _GALLERY.value:
-    print(f'\nGallery: {story_pipeline.write_gallery(_GALLERY.value, results)}')
+  good, bad = images_lib.split_readable(paths)
+  for error in bad:
+    print(f'error: {error}', file=sys.stderr)
+  if good:
+    try:
+      results = story_pipeline.tell(
+          _TAGS.value, _STORY.value, good, length=_LENGTH.value,
+          seed=_SEED.value, temperature=_TEMPERATURE.value,
+          top_k=_TOP_K.value, top_p=_TOP_P.value)
+    except (ValueError, FileNotFoundError) as e:  # a missing or wrong workdir
+      print(f'error: {e}', file=sys.stderr)
+      sys.exit(1)
+    print(story_pipeline.format_text(results))
+    if _GALLERY.value:
+      gallery = story_pipeline.write_gallery(_GALLERY.value, results)
+      print(f'\nGallery: {gallery}')
+  if bad:
+    sys.exit(1)  # Each bad file is named above; the others are told.
 
 
 if __name__ == '__main__':

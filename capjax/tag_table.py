@@ -6,8 +6,11 @@ r"""The seed's hashtag table: BLEU-1 and P/R/F1@k of trained tag models.
 
 Each workdir is a tag model (a captioner over tags trained with
 `capjax.main`, or the multi-label classifier); each is scored on the split
-of its own config's dataset, decoding with no tag twice.
+of its own config's dataset, decoding with no tag twice. A workdir that is
+missing, damaged or not a tag model is one `error:` line and exit code 1.
 """
+
+import sys
 
 from absl import app
 from absl import flags
@@ -26,8 +29,12 @@ def main(argv):
   logging.set_verbosity(logging.WARNING)
   table = {}
   for workdir in _WORKDIRS.value:
-    tagger, params = tagging.from_workdir(workdir)
-    source = tagging.open_split(tagger.config, _SPLIT.value)
+    try:
+      tagger, params = tagging.from_workdir(workdir)
+      source = tagging.open_split(tagger.config, _SPLIT.value)
+    except (ValueError, FileNotFoundError) as e:
+      print(f'error: {e}', file=sys.stderr)
+      sys.exit(1)
     scores, results = tagging.score_split(tagger, params, source,
                                           limit=_LIMIT.value)
     table[workdir] = scores

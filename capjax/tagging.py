@@ -122,8 +122,20 @@ def create_model(config: ml_collections.ConfigDict, vocab: vocab_lib.Vocab):
 
 
 def from_workdir(workdir: str, which: str = 'latest'):
-  """(Tagger, params) of a trained tag model's checkpoint."""
+  """(Tagger, params) of a trained tag model's checkpoint.
+
+  Raises:
+    FileNotFoundError: no checkpoint (named).
+    ValueError: every step is damaged, or the workdir holds a model that
+      does not tag images (a retrieval or story model).
+  """
   config, vocab_json, params, _ = checkpointing.restore_trained(workdir, which)
+  kind = config.get('task', SEQUENCE_TASK)
+  if kind not in (SEQUENCE_TASK, MULTILABEL_TASK):
+    raise ValueError(
+        f'{workdir} holds a {kind!r} model (config.task), not a tag model: '
+        f'give a run of configs/hashtags/ (config.task {SEQUENCE_TASK} or '
+        f'{MULTILABEL_TASK}).')
   vocab = vocab_from_json(vocab_json)
   return Tagger(config, vocab, create_model(config, vocab)), params
 

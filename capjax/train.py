@@ -40,6 +40,7 @@ from capjax.data import feature_source
 
 META_FILE = 'meta.json'
 CONFIG_FILE = 'config.json'
+DEFAULT_TASK = 'captioning'  # the task of a config without config.task
 
 
 class MetaMismatchError(ValueError):
@@ -240,6 +241,25 @@ def _mismatch(where: str, saved: dict, meta: dict) -> MetaMismatchError:
       f'a new --workdir, or {settings} it was trained with.')
 
 
+def _check_task(workdir: str, config: ml_collections.ConfigDict) -> None:
+  """Refuses a workdir of another task (a retrieval run for a captioner...).
+
+  Its saved config says which task it trained; the meta check would only
+  name the first meta field that differs, which says nothing to a user who
+  gave the workdir of another family.
+  """
+  path = os.path.join(workdir, CONFIG_FILE)
+  if not os.path.exists(path):
+    return
+  saved = checkpointing.read_json_file(path).get('task', DEFAULT_TASK)
+  wanted = config.get('task', DEFAULT_TASK)
+  if saved != wanted:
+    raise MetaMismatchError(
+        f'{workdir} holds a run of another task (config.task {saved!r}); '
+        f'this config trains {wanted!r}: use a new --workdir, or the config '
+        'it was trained with.')
+
+
 def _check_meta(workdir: str, meta: dict) -> None:
   """Refuses a workdir whose saved meta differs; saves it when new.
 
@@ -306,6 +326,7 @@ def train_and_evaluate(
   parallel.check_batch_size(
       tc.batch_size, mesh.size, 'config.train.batch_size')
   checkpointing.check_writable(workdir)
+  _check_task(workdir, config)
   batches, meta = task.open_data(config)
   if config.dataset.get('features'):  # a resume on other features is refused
     meta = dict(meta, features=feature_source.meta_of(config.dataset.features))

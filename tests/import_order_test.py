@@ -36,7 +36,8 @@ LAYERS = (
         'capjax.checkpoint_damage', 'capjax.optimizers',
         'capjax.parallel', 'capjax.losses', 'capjax.report',
         'capjax.summaries', 'capjax.logs', 'capjax.config_base',
-        'capjax.faults', 'capjax.retrieval_report', 'capjax.progress')),
+        'capjax.faults', 'capjax.retrieval_report', 'capjax.progress',
+        'capjax.flag_errors')),
 )
 
 

@@ -4,11 +4,14 @@ import json
 import os
 import shutil
 import tempfile
+from unittest import mock
 
 from absl.testing import absltest
 import jax
 import numpy as np
+from PIL import Image
 
+from capjax import checkpointing
 from capjax import parallel
 from capjax import retrieval_index
 from capjax import retrieval_report
@@ -118,7 +121,6 @@ class RetrievalTaskTest(absltest.TestCase):
   def test_image_query_ranks_the_split_captions_by_similarity(self):
     source = task.open_split(self.config, 'test')
     path = os.path.join(self.tmp, 'query.png')
-    from PIL import Image  # pylint: disable=g-import-not-at-top
     Image.fromarray(source.image(0)).save(path)
     results = self.retriever.image_query('test', path, top_k=4)
     arrays, info = self.retriever.load('test')
@@ -133,6 +135,102 @@ class RetrievalTaskTest(absltest.TestCase):
     json.dumps(results)  # what --json prints
     with self.assertRaisesRegex(images_lib.BadImageError, 'nonexistent'):
       self.retriever.image_query('test', '/nonexistent.png')
+
+  def _copy_of_workdir(self):
+    copy = os.path.join(tempfile.mkdtemp(dir=self.tmp), 'run')
+    shutil.copytree(self.workdir, copy, ignore=shutil.ignore_patterns(
+        retrieval_index.INDEX_DIR))
+    return copy
+
+  def test_an_index_of_an_older_step_is_built_again(self):
+    workdir = self._copy_of_workdir()
+    first = retrieval_index.Retriever(workdir)
+    old, _ = first.load('test')
+    # The run trained further: a later step with other parameters.
+    later = first.step + 1
+    params = jax.tree.map(lambda p: p * 1.5, first.params)
+    saver = checkpointing.Checkpointer(workdir, keep=3)
+    saver.save(later, {'step': later, 'params': params}, self.config,
+               self.meta)
+    saver.wait()
+    saver.close()
+    second = retrieval_index.Retriever(workdir)
+    self.assertEqual(second.step, later)
+    arrays, info = second.load('test')
+    source = task.open_split(self.config, 'test')
+    images = np.stack([source.image(i) for i in range(len(source))])
+    expected = jax.jit(second.model.embed_images)(params, images)
+    self.assertFalse(np.allclose(old['images'], expected, atol=1e-3))
+    np.testing.assert_allclose(arrays['images'], expected, atol=1e-4)
+    self.assertEqual(info['built_from']['step'], later)
+
+  def test_a_folder_index_is_of_the_folder_asked_for(self):
+    workdir = self._copy_of_workdir()
+    retriever = retrieval_index.Retriever(workdir)
+    source = task.open_split(self.config, 'test')
+    folders = {}
+    for parent, first in (('a', 0), ('b', 3)):
+      folder = os.path.join(self.tmp, parent, 'photos')  # the same name
+      os.makedirs(folder)
+      for i in range(first, first + 3):
+        Image.fromarray(source.image(i)).save(
+            os.path.join(folder, f'{parent}{i}.png'))
+      folders[parent] = folder
+    results_a = retriever.text_query(folders['a'], 'a red circle', top_k=3)
+    results_b = retriever.text_query(folders['b'], 'a red circle', top_k=3)
+    self.assertCountEqual([r['image_id'] for r in results_a],
+                          ['a0.png', 'a1.png', 'a2.png'])
+    self.assertCountEqual([r['image_id'] for r in results_b],
+                          ['b3.png', 'b4.png', 'b5.png'])
+    # A file added to the folder is in the next query's index.
+    Image.fromarray(source.image(9)).save(
+        os.path.join(folders['b'], 'b9.png'))
+    results_b = retriever.text_query(folders['b'], 'a red circle', top_k=9)
+    self.assertIn('b9.png', [r['image_id'] for r in results_b])
+
+  def test_a_folder_index_leaves_out_unreadable_files_and_names_them(self):
+    workdir = self._copy_of_workdir()
+    retriever = retrieval_index.Retriever(workdir)
+    source = task.open_split(self.config, 'test')
+    folder = os.path.join(self.tmp, 'with_bad', 'photos')
+    os.makedirs(folder)
+    for i in range(2):
+      Image.fromarray(source.image(i)).save(os.path.join(folder, f'g{i}.png'))
+    with open(os.path.join(folder, 'broken.jpg'), 'wb') as f:
+      f.write(b'not a jpeg')
+    with self.assertLogs(level='WARNING') as logs:
+      arrays, info = retriever.load(folder)
+    self.assertEqual(info['image_ids'], ['g0.png', 'g1.png'])
+    self.assertEqual(info['skipped'], ['broken.jpg'])
+    self.assertLen(arrays['images'], 2)
+    np.testing.assert_allclose(
+        arrays['images'],
+        retriever.embed_image_files([os.path.join(folder, 'g0.png'),
+                                     os.path.join(folder, 'g1.png')]),
+        atol=1e-6)
+    self.assertRegex(logs.output[0], 'broken.jpg.*left out of the index')
+
+  def test_a_build_killed_before_its_description_is_not_used(self):
+    workdir = self._copy_of_workdir()
+    retriever = retrieval_index.Retriever(workdir)
+    source = task.open_split(self.config, 'test')
+    folder = os.path.join(self.tmp, 'killed', 'photos')
+    os.makedirs(folder)
+    for i in range(3):
+      Image.fromarray(source.image(i)).save(
+          os.path.join(folder, f'p{i}.png'))
+    retriever.load(folder)
+    extra = os.path.join(folder, 'p3.png')
+    Image.fromarray(source.image(3)).save(extra)
+    # Killed after the new embeddings are written, before index.json.
+    with mock.patch.object(retrieval_index.atomic_write, 'write_json',
+                           side_effect=SystemExit('killed')), \
+        self.assertRaises(SystemExit):
+      retriever.load(folder)
+    os.remove(extra)  # back to the three files of the first build
+    arrays, info = retriever.load(folder)
+    self.assertEqual(info['image_ids'], ['p0.png', 'p1.png', 'p2.png'])
+    self.assertLen(arrays['images'], 3)
 
 
 class ScoringTest(absltest.TestCase):

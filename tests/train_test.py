@@ -3,15 +3,18 @@
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 
 from absl.testing import absltest
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from capjax import atomic_write
 from capjax import checkpointing
 from capjax import train
 from configs.captioning import shapes as shapes_config
@@ -130,6 +133,20 @@ class TrainTest(absltest.TestCase):
     for leaf in jax.tree.leaves(params):
       self.assertTrue(np.all(np.isfinite(leaf)))
 
+  def test_a_workdir_of_another_task_is_refused_naming_both(self):
+    # What a retrieval run leaves in its workdir, then a captioner given it.
+    atomic_write.write_json(os.path.join(self.workdir, 'config.json'),
+                            {'task': 'retrieval'})
+    atomic_write.write_json(os.path.join(self.workdir, 'meta.json'),
+                            {'format': 'capjax.retrieval_meta', 'vocab': {}})
+    with self.assertRaisesRegex(
+        train.MetaMismatchError,
+        f"^{self.workdir} holds a run of another task \\(config.task "
+        "'retrieval'\\); this config trains 'captioning'"):
+      train.train_and_evaluate(tiny_config(), self.workdir)
+    self.assertFalse(os.path.exists(os.path.join(self.workdir,
+                                                 'checkpoints')))
+
   def test_a_workdir_of_another_vocabulary_is_refused(self):
     train.train_and_evaluate(tiny_config(**{'train.num_steps': 4}),
                              self.workdir)
@@ -186,6 +203,32 @@ class CommandLineTest(absltest.TestCase):
     self.assertRegex(lines[0], r"^error: config.model.decoder='transformer' "
                      r"is unknown: choose one of \[.*'soft_attention'.*\]\.$")
     self.assertFalse(os.path.exists(workdir))
+
+  def test_ctrl_c_is_one_line_naming_the_step_it_resumes_from(self):
+    workdir = os.path.join(tempfile.mkdtemp(dir=DATA_DIR), 'run')
+    checkpoints = os.path.join(workdir, 'checkpoints')
+    process = subprocess.Popen(
+        _main_command(workdir, '--config.train.num_steps=100000',
+                      '--config.train.checkpoint_every=5'),
+        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        text=True,
+        # As at a terminal, whatever the test runner does with SIGINT.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.time() + 300
+    while not (os.path.isdir(checkpoints)
+               and any(d.isdigit() for d in os.listdir(checkpoints))):
+      self.assertIsNone(process.poll(), 'the run ended early')
+      self.assertLess(time.time(), deadline)
+      time.sleep(0.2)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    self.assertEqual(process.returncode, 130)
+    self.assertNotIn('Traceback', stderr)
+    step = checkpointing.find_checkpoint(workdir)[1]
+    self.assertEqual(
+        stderr.strip().splitlines()[-1],
+        f'error: Interrupted: run the same command again to resume {workdir} '
+        f'from its latest checkpoint (step {step}).')
 
   def test_a_workdir_that_cannot_be_written_is_one_line(self):
     blocker = os.path.join(tempfile.mkdtemp(dir=DATA_DIR), 'a-file')

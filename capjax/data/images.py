@@ -170,3 +170,28 @@ def load_file(
   except (OSError, ValueError, Image.DecompressionBombError,
           SyntaxError) as e:
     raise _corrupt(path, e) from None
+
+
+def split_readable(
+    paths: list[str],
+) -> tuple[list[str], list[BadImageError]]:
+  """The paths that decode as images, and one error for each other path.
+
+  A command that reads several image files names every bad one (each
+  error's message is one line naming its file) and still serves the others.
+
+  Args:
+    paths: image files.
+
+  Returns:
+    `(good, errors)`: the readable paths in order, and the errors of the rest.
+  """
+  good, errors = [], []
+  for path in paths:
+    try:
+      load_file(path)
+    except BadImageError as e:
+      errors.append(e)
+    else:
+      good.append(path)
+  return good, errors

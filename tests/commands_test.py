@@ -1,0 +1,201 @@
+"""The commands that serve a workdir, given one of the wrong kind or bad files.
+
+Each mistake a user makes at the command line (a workdir of another task, a
+missing workdir, an unreadable image) is one `error:` line and exit code 1,
+never a traceback. The workdirs are untrained tiny models saved directly.
+"""
+
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+from absl.testing import absltest
+import jax
+import jax.numpy as jnp
+import numpy as np
+from PIL import Image
+
+from capjax import checkpointing
+from capjax import inference
+from capjax import retrieval_index
+from capjax import tagging
+from capjax.data import text_corpus
+from capjax.data import vocab as vocab_lib
+from capjax.tasks import language_model
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CONFIGS = os.path.join(REPO, 'configs')
+TAGS = ('red', 'circle', 'small', 'blue', 'square')
+
+
+def _config(path, arg):
+  spec = importlib.util.spec_from_file_location(
+      'cfg_' + path.replace('/', '_')[:-3], os.path.join(CONFIGS, path))
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config(arg)
+
+
+def _save(workdir, params, config, meta):
+  saver = checkpointing.Checkpointer(workdir, keep=1)
+  saver.save(1, {'params': params, 'step': 1}, config, meta)
+  saver.wait()
+  saver.close()
+
+
+def save_tag_workdir(workdir):
+  """An untrained multi-label tag model (config.task multilabel)."""
+  config = _config('hashtags/shapes.py', 'tiny,model=multilabel')
+  config.dataset.image_size = 16
+  vocab = vocab_lib.Vocab(TAGS)
+  model = tagging.create_model(config, vocab)
+  params = jax.jit(model.init)(jax.random.key(0),
+                               np.zeros((1, 16, 16, 3), np.uint8))
+  _save(workdir, params, config, {'task': 'multilabel',
+                                  'vocab': vocab.to_json()})
+
+
+def save_story_workdir(workdir):
+  """An untrained character LM (config.task language_model)."""
+  config = _config('story/text.py', 'tiny,corpus=unused')
+  chars = text_corpus.build_chars('#red blue circle. A small square!\n')
+  meta = {'task': 'language_model', 'vocab': chars.to_json()}
+  model = language_model.create_model(config, meta)
+  params = jax.jit(model.init)(
+      jax.random.key(1), jnp.zeros((1, 4), jnp.int32))['params']
+  _save(workdir, params, config, meta)
+
+
+class CommandsTest(absltest.TestCase):
+
+  @classmethod
+  def setUpClass(cls):
+    super().setUpClass()
+    cls.root = tempfile.mkdtemp(prefix='capjax-commands-test-')
+    cls.tags = os.path.join(cls.root, 'tags')
+    cls.story = os.path.join(cls.root, 'story')
+    save_tag_workdir(cls.tags)
+    save_story_workdir(cls.story)
+    cls.image = os.path.join(cls.root, 'red.png')
+    Image.new('RGB', (20, 16), (200, 20, 20)).save(cls.image)
+    cls.not_image = os.path.join(cls.root, 'notes.png')
+    with open(cls.not_image, 'w') as f:
+      f.write('not an image')
+    cls.missing = os.path.join(cls.root, 'missing')
+
+  @classmethod
+  def tearDownClass(cls):
+    shutil.rmtree(cls.root, ignore_errors=True)
+    super().tearDownClass()
+
+  def _run(self, module, *args):
+    return subprocess.run([sys.executable, '-m', module, *args], cwd=REPO,
+                          capture_output=True, text=True, timeout=600)
+
+  def assertOneErrorLine(self, result, pattern):
+    self.assertEqual(result.returncode, 1, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    self.assertLen(lines, 1, result.stderr)
+    self.assertRegex(lines[0], f'^error: {pattern}')
+
+  # ----------------------------------------------------------- caption ---
+
+  def test_caption_files_refuses_a_model_that_does_not_caption(self):
+    for workdir, task in ((self.tags, 'multilabel'),
+                          (self.story, 'language_model')):
+      with self.subTest(task), self.assertRaisesRegex(
+          ValueError, f"^{workdir} holds a '{task}' model .*does not "
+          'caption images'):
+        inference.caption_files(workdir, [self.image])
+
+  def test_caption_command_on_a_story_workdir_is_one_line(self):
+    result = self._run('capjax.caption', f'--workdir={self.story}',
+                       self.image)
+    self.assertOneErrorLine(
+        result, f"{self.story} holds a 'language_model' model .*capjax.story")
+
+  def test_caption_flags_out_of_range_are_one_line(self):
+    for flag, message in (
+        ('--batch_size=0', '0 is not a positive integer'),
+        ('--beam_size=-1', '-1 is not a non-negative integer')):
+      with self.subTest(flag):
+        result = self._run('capjax.caption', f'--workdir={self.tags}', flag,
+                           self.image)
+        self.assertEqual(result.returncode, 2)
+        self.assertEqual(result.stderr.strip(),
+                         f'error: flag {flag}: {message}')
+
+  # ---------------------------------------------------------- retrieve ---
+
+  def test_retriever_refuses_a_workdir_of_another_task(self):
+    with self.assertRaisesRegex(
+        ValueError,
+        f"^{self.tags} holds a 'multilabel' model .*not a retrieval model"):
+      retrieval_index.Retriever(self.tags)
+
+  # ----------------------------------------------------- story, tags ---
+
+  def test_tagging_refuses_a_story_workdir_naming_it(self):
+    with self.assertRaisesRegex(
+        ValueError,
+        f"^{self.story} holds a 'language_model' model .*not a tag model"):
+      tagging.from_workdir(self.story)
+
+  def test_story_with_swapped_workdirs_is_one_line(self):
+    result = self._run('capjax.story', f'--tags_workdir={self.story}',
+                       f'--story_workdir={self.tags}', '--length=5',
+                       self.image)
+    self.assertOneErrorLine(result, f'{self.story} holds .*not a tag model')
+
+  def test_story_without_a_workdir_is_one_line(self):
+    result = self._run('capjax.story', f'--tags_workdir={self.tags}',
+                       f'--story_workdir={self.missing}', '--length=5',
+                       self.image)
+    self.assertOneErrorLine(result, f'Workdir {self.missing} does not exist')
+
+  def test_story_names_a_bad_image_and_tells_the_others(self):
+    result = self._run('capjax.story', f'--tags_workdir={self.tags}',
+                       f'--story_workdir={self.story}', '--length=5',
+                       self.image, self.not_image)
+    self.assertOneErrorLine(result, f'Corrupt or unreadable image '
+                            f'{self.not_image}')
+    self.assertEqual(result.stdout.splitlines()[0], self.image)
+
+  def test_tag_table_of_a_story_workdir_is_one_line(self):
+    result = self._run('capjax.tag_table', f'--workdirs={self.story}')
+    self.assertOneErrorLine(result, f'{self.story} holds .*not a tag model')
+
+
+class ConfigFlagTest(absltest.TestCase):
+  """extract_features reads --config as main does: bad ones are one line."""
+
+  def _extract(self, *args):
+    return subprocess.run(
+        [sys.executable, '-m', 'capjax.extract_features',
+         '--workdir=/tmp/never', *args], cwd=REPO, capture_output=True,
+        text=True, timeout=600)
+
+  def test_a_config_file_that_does_not_exist_is_one_line(self):
+    result = self._extract('--config=configs/features/nope.py')
+    self.assertEqual(result.returncode, 2)
+    self.assertEqual(
+        result.stderr.strip(),
+        'error: could not load the config file: [Errno 2] No such file or '
+        "directory: 'configs/features/nope.py'")
+
+  def test_a_misspelt_key_names_it_and_the_likely_one(self):
+    result = self._extract('--config=configs/features/flickr8k_vgg16.py:tiny',
+                           '--config.features.wieghts=weights/vgg16')
+    self.assertEqual(result.returncode, 2)
+    self.assertEqual(
+        result.stderr.strip(),
+        "error: unknown config key 'features.wieghts' (from "
+        '--config.features.wieghts): the config file has no such field. Did '
+        'you mean "weights" instead of "wieghts"?')
+
+
+if __name__ == '__main__':
+  absltest.main()
