@@ -1,7 +1,7 @@
 """absl flag parsing for the commands that take `--config`: one-line errors.
 
 ml_collections reports a config file that does not exist, an unknown
-`--config.a.b=...` key, a variant the config file does not know, or a value
+`--config.KEY=...` key, a variant the config file does not know, or a value
 of the wrong type with a long traceback; `parse_flags` (given to `app.run`
 as its `flags_parser`) turns each into one `error:` line that names the flag
 and what to do, and exits with code 2 as absl does for a bad flag.
