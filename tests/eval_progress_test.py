@@ -115,6 +115,12 @@ class LikelihoodRetrievalTest(VerbosityTestCase):
         start, f'likelihood_retrieval test: log P(s | I) of 4 images and 2 '
         f'prior images x {sentences} sentences ({6 * sentences} pairs) in ')
     self.assertRegex(end, r'^likelihood_retrieval test: done in \d+\.\ds$')
+    # Another process runs the same program and says nothing.
+    other = io.StringIO()
+    with (mock.patch.object(jax, 'process_index', return_value=1),
+          contextlib.redirect_stderr(other)):
+      evaluator.scores(params)
+    self.assertEqual(other.getvalue(), '')
 
 
 class ShownTest(VerbosityTestCase):
