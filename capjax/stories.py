@@ -152,8 +152,14 @@ def _score_window(model, params, state, inputs, targets, weights):
   return state, nll, count
 
 
+def predicted_chars(num_chars: int, streams: int = 8) -> int:
+  """How many characters `bits_per_char` predicts of `num_chars`."""
+  return streams * max(num_chars // streams - 1, 0)
+
+
 def bits_per_char(model: char_lm.CharLM, params, ids: np.ndarray, *,
-                  streams: int = 8, window: int = 200) -> float:
+                  streams: int = 8, window: int = 200,
+                  progress=None) -> float:
   """Held-out bits per character, the state carried across windows.
 
   The text is cut into `streams` contiguous pieces scored side by side;
@@ -166,6 +172,8 @@ def bits_per_char(model: char_lm.CharLM, params, ids: np.ndarray, *,
     ids: [num_chars] int32 held-out character ids.
     streams: pieces scored in parallel.
     window: characters per compiled call.
+    progress: told the characters predicted by each window (optional, a
+      `capjax.progress.Progress` of `predicted_chars(...)` characters).
 
   Returns:
     Mean -log2 p(next char) over the predicted characters.
@@ -191,6 +199,8 @@ def bits_per_char(model: char_lm.CharLM, params, ids: np.ndarray, *,
                                       weights)
     nll_total += float(nll)
     count_total += float(count)
+    if progress is not None:
+      progress.update(streams * (stop - start))
   return nll_total / count_total / math.log(2)
 
 

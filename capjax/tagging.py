@@ -141,8 +141,12 @@ def from_workdir(workdir: str, which: str = 'latest'):
 
 
 def tag_source(tagger: Tagger, params, source, batch_size: int,
-               limit: int = 0) -> list[TagSet]:
-  """TagSets of every image of a split, in index order (fixed batch shape)."""
+               limit: int = 0, progress=None) -> list[TagSet]:
+  """TagSets of every image of a split, in index order (fixed batch shape).
+
+  `progress` (a `capjax.progress.Progress`, optional) is told the images
+  of each finished batch.
+  """
   count = min(len(source), limit) if limit else len(source)
   results = []
   for start in range(0, count, batch_size):
@@ -151,11 +155,14 @@ def tag_source(tagger: Tagger, params, source, batch_size: int,
     padded = np.zeros((batch_size,) + images.shape[1:], images.dtype)
     padded[:len(images)] = images
     results.extend(tagger.tag(params, padded)[:len(images)])
+    if progress is not None:
+      progress.update(len(images))
   return results
 
 
 def score_split(tagger: Tagger, params, source, *, batch_size: int = 64,
-                limit: int = 0) -> tuple[dict[str, float], list[TagSet]]:
+                limit: int = 0,
+                progress=None) -> tuple[dict[str, float], list[TagSet]]:
   """The seed's table on a split: BLEU-1 and mean P/R/F1@k.
 
   Args:
@@ -164,11 +171,12 @@ def score_split(tagger: Tagger, params, source, *, batch_size: int = 64,
     source: a split of a hashtag dataset (one tag caption per image).
     batch_size: images per compiled call.
     limit: score only the first this many images (0: all).
+    progress: told the images of each tagged batch (`tag_source`).
 
   Returns:
     (scores, the TagSets in index order).
   """
-  results = tag_source(tagger, params, source, batch_size, limit)
+  results = tag_source(tagger, params, source, batch_size, limit, progress)
   truth = [source.captions[i][0].split() for i in range(len(results))]
   scores = tag_metrics.tag_scores(
       [r.tags for r in results], truth, k=tagger.k,

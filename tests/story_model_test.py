@@ -56,6 +56,21 @@ class StoryModelTest(absltest.TestCase):
     cls._tmp.cleanup()
     super().tearDownClass()
 
+  def test_bits_per_char_progress_ends_at_predicted_chars(self):
+    _, heldout_ids, _, _ = task.open_corpus(self.config)
+
+    class Count:
+      done = 0
+
+      def update(self, count):
+        self.done += count
+
+    for chars, streams, window in ((len(heldout_ids), 4, 64), (203, 8, 7)):
+      ids, count = heldout_ids[:chars], Count()
+      stories.bits_per_char(self.model, self.params, ids, streams=streams,
+                            window=window, progress=count)
+      self.assertEqual(count.done, stories.predicted_chars(len(ids), streams))
+
   def test_priming_gives_the_state_of_feeding_one_char_at_a_time(self):
     seeds = ['#dog A bl', '#b', 'x']  # 'x' is not in the corpus: UNK
     writer = stories.StoryWriter(self.model, self.chars, length=4,

@@ -12,6 +12,7 @@ import os
 import jax
 
 from capjax import atomic_write
+from capjax import progress
 from capjax import stories
 from capjax.data import text_corpus
 from capjax.tasks import language_model
@@ -45,9 +46,12 @@ class Evaluator:
         params, [self.config.eval.story_seed],
         jax.random.key(self.config.seed + 1),
         temperature=self.config.eval.temperature)
-    return {'bits_per_char': stories.bits_per_char(self.model, params,
-                                                   self.heldout),
-            'unigram_bits_per_char': self.unigram}
+    bar = progress.bar(stories.predicted_chars(len(self.heldout)),
+                       'characters', f'bits_per_char {self.split}')
+    bits = stories.bits_per_char(self.model, params, self.heldout,
+                                 progress=bar)
+    bar.close()
+    return {'bits_per_char': bits, 'unigram_bits_per_char': self.unigram}
 
   def write(self, workdir: str) -> None:
     if self.story is None:

@@ -21,6 +21,7 @@ import numpy as np
 from capjax import atomic_write
 from capjax import decoding
 from capjax import parallel
+from capjax import progress
 from capjax import report
 from capjax.data import pipeline
 from capjax.data import shapes
@@ -124,6 +125,8 @@ class Captions:
     rng = jax.random.key(self.config.seed + 1)
     results: dict[int, str] = {}
     gallery: dict[str, list] = {'images': [], 'ids': [], 'attention': []}
+    total = min(len(self.source), e.max_examples or len(self.source))
+    bar = progress.bar(total, 'images', f'captions {self.split}')
     for batch_index, batch in enumerate(
         self.task.eval_batches(self.config, self.meta, self.split)):
       if e.max_examples and len(results) >= e.max_examples:
@@ -138,12 +141,15 @@ class Captions:
               {'i': batch['image_id'].astype(np.int32)}, self.mesh)['i'],
           'mask': parallel.shard_batch({'m': batch['mask']}, self.mesh)['m'],
       })
+      captioned = len(results)
       for ids, image_id, real in zip(
           host['sequences'], host['image_id'], host['mask']):
         if real and not (e.max_examples and len(results) >= e.max_examples):
           results[int(image_id)] = self.vocab.decode(ids)
+      bar.update(len(results) - captioned)
       if len(gallery['ids']) < e.gallery_size:
         self._collect_gallery(gallery, batch, host, params)
+    bar.close()
     refs = pipeline.references(self.source)
     refs = {image_id: refs[image_id] for image_id in results}
     metrics = coco.score(refs, results, metrics=tuple(e.metrics))

@@ -24,6 +24,7 @@ import numpy as np
 from capjax import atomic_write
 from capjax import decoding
 from capjax import parallel
+from capjax import progress
 from capjax.data import pipeline
 from capjax.data import shapes
 from capjax.evaluators import split_data
@@ -100,17 +101,34 @@ class Evaluator:
     return self.model.decoder.apply({'params': params['decoder']}, features,
                                     method='refined_image')
 
-  def _batches(self, images):
+  @property
+  def _label(self) -> str:
+    return f'consensus_rerank {self.split}'
+
+  @staticmethod
+  def _similarity_work(hyps, refs, passes: int) -> str:
+    """Names the similarity program's work for its progress lines."""
+    q, h, p = hyps.shape[0], hyps.shape[1], refs.shape[1]
+    return (f'BLEU and CIDEr-D similarities of {q} images x {h} hypotheses x '
+            f'{p} neighbour captions ({q * h * p * passes} pairs in '
+            f'{passes} program{"s" if passes > 1 else ""})')
+
+  def _batches(self, images, what: str):
+    """(real count, padded batch) of `images`, a progress line for `what`.
+    """
+    bar = progress.bar(len(images), 'images', f'{self._label}: {what}')
     for start in range(0, len(images), self.batch):
       chunk = images[start:start + self.batch]
       pad = self.batch - len(chunk)
       yield len(chunk), np.concatenate(
           [chunk, np.zeros((pad,) + chunk.shape[1:], chunk.dtype)])
+      bar.update(len(chunk))  # the caller has its results on the host now
+    bar.close()
 
   def hypotheses(self, params) -> tuple[np.ndarray, np.ndarray]:
     """(n-best word ids [Q, n, T], query features [Q, D]) of the split."""
     seqs, feats = [], []
-    for real, batch in self._batches(self.images):
+    for real, batch in self._batches(self.images, 'beam search'):
       with jax.set_mesh(self.mesh):  # see `parallel.constrain_batch`
         s, f = self._decode(params, batch)
       seqs.append(np.asarray(s)[:real])
@@ -121,7 +139,8 @@ class Evaluator:
   def train_features(self, params) -> np.ndarray:
     """[N, D] training-image features in the kNN space."""
     out = [np.asarray(self._features(params, b))[:real]
-           for real, b in self._batches(self.train_images)]
+           for real, b in self._batches(self.train_images,
+                                        'training-image features')]
     return np.concatenate(out)
 
   def choices(self, params) -> dict[str, np.ndarray]:
@@ -134,12 +153,13 @@ class Evaluator:
     refs = self.train_caps[neighbours].reshape(len(hyps), -1,
                                                self.train_caps.shape[-1])
     hyp_idf = self.df.idf(hyps)
-    consensus_choice = consensus.rerank(
-        hyps, refs, m_bleu=c.m_bleu, m_cider=c.m_cider, hyp_idf=hyp_idf,
-        ref_idf=self.df.idf(refs))
-    oracle_choice = consensus.oracle(
-        hyps, self.own, hyp_idf=hyp_idf, ref_idf=self.df.idf(self.own),
-        pad_to=refs.shape[1])
+    with progress.program(self._label, self._similarity_work(hyps, refs, 2)):
+      consensus_choice = consensus.rerank(
+          hyps, refs, m_bleu=c.m_bleu, m_cider=c.m_cider, hyp_idf=hyp_idf,
+          ref_idf=self.df.idf(refs))
+      oracle_choice = jax.block_until_ready(consensus.oracle(
+          hyps, self.own, hyp_idf=hyp_idf, ref_idf=self.df.idf(self.own),
+          pad_to=refs.shape[1]))
     out = {'hyps': hyps, 'original': np.zeros(len(hyps), np.int32)}
     for kind in consensus.KINDS:
       out[kind] = np.asarray(consensus_choice[kind][0])
@@ -162,9 +182,10 @@ class Evaluator:
     per_image = self.train_caps.shape[1]
     refs = self.train_caps[neighbours].reshape(len(hyps), -1,
                                                self.train_caps.shape[-1])
-    sims = np.asarray(consensus.similarity_matrix(
-        hyps, refs, [jnp.asarray(x) for x in self.df.idf(hyps)],
-        [jnp.asarray(x) for x in self.df.idf(refs)]))
+    with progress.program(self._label, self._similarity_work(hyps, refs, 1)):
+      sims = np.asarray(consensus.similarity_matrix(
+          hyps, refs, [jnp.asarray(x) for x in self.df.idf(hyps)],
+          [jnp.asarray(x) for x in self.df.idf(refs)]))
     records = []
     for k in ks:
       ranked = -np.sort(-sims[..., :k * per_image], axis=-1)

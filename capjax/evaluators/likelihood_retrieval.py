@@ -13,6 +13,7 @@ P(s). Metrics (percent R@K, ranks from 1), via `capjax.metrics.retrieval`:
 * `log2_ppl` and `perplexity` of the true pairs (Eq. 5 pooled over words).
 """
 
+import math
 import os
 
 import jax
@@ -21,6 +22,7 @@ import numpy as np
 
 from capjax import atomic_write
 from capjax import parallel
+from capjax import progress
 from capjax.evaluators import split_data
 from capjax.metrics import perplexity
 from capjax.metrics import retrieval
@@ -55,23 +57,37 @@ class Evaluator:
     # path runs packed: the softmax layer only at real words.
     num_images = len(self.images) + len(self.prior_images)
     self.fast = likelihood.supports_fast(model)
+    pairs = num_images * self.inputs.shape[0]
     if self.fast:
       packed = likelihood.compile_packed_scorer(
           model, self.weights, num_images=num_images,
           chunk=e.chunk * self.inputs.shape[1], mesh=self.mesh)
       self._score = lambda p, i, x, y, w: packed(p, i, x, y)
+      (_, image_blocks), (_, position_blocks) = likelihood.packed_blocks(
+          num_images, int(np.count_nonzero(self.weights)),
+          e.chunk * self.inputs.shape[1], self.mesh.size)
+      steps = image_blocks * position_blocks
     else:
       self._score = likelihood.compile_scorer(
           model, num_images=num_images, num_sentences=self.inputs.shape[0],
           chunk=e.chunk, mesh=self.mesh)
+      devices = self.mesh.size  # compile_scorer's chunk, a multiple of it
+      steps = math.ceil(pairs / min(math.ceil(e.chunk / devices) * devices,
+                                    math.ceil(pairs / devices) * devices))
+    # What the one compiled program does, for its progress lines.
+    self.work = (
+        f'log P(s | I) of {len(self.images)} images and '
+        f'{len(self.prior_images)} prior images x {self.inputs.shape[0]} '
+        f'sentences ({pairs} pairs) in {steps} chunks, one program')
     self.metrics: dict[str, float] = {}
 
   def scores(self, params) -> tuple[np.ndarray, np.ndarray]:
     """(log P(s | I) [N, S], log P(s | I') [N', S]) for the split."""
     params = parallel.replicate(params, self.mesh)
-    both = np.asarray(self._score(
-        params, np.concatenate([self.images, self.prior_images]),
-        self.inputs, self.targets, self.weights))
+    with progress.program(f'likelihood_retrieval {self.split}', self.work):
+      both = np.asarray(self._score(
+          params, np.concatenate([self.images, self.prior_images]),
+          self.inputs, self.targets, self.weights))
     return both[:len(self.images)], both[len(self.images):]
 
   @staticmethod

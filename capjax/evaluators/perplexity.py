@@ -13,6 +13,8 @@ import jax.numpy as jnp
 import ml_collections
 
 from capjax import parallel
+from capjax import progress
+from capjax.data import pipeline
 from capjax.metrics import perplexity as perplexity_lib
 
 # Batch fields that only identify examples; they never reach the model.
@@ -27,6 +29,7 @@ class Perplexity:
     self.split, self.mesh = split, mesh
     parallel.check_batch_size(
         config.eval.batch_size, mesh.size, 'config.eval.batch_size')
+    self.num_images = len(pipeline.open_split(config.dataset, split))
     self._totals = jax.jit(
         functools.partial(task.totals, model, train=False),
         in_shardings=(parallel.replicated_sharding(mesh),
@@ -43,7 +46,14 @@ class Perplexity:
     params = parallel.replicate(params, self.mesh)
     totals, seen = None, 0
     limit = self.config.eval.max_examples
-    for batch in self.task.eval_batches(self.config, self.meta, self.split):
+    # Global batch g holds images [g * size, (g + 1) * size); with a limit,
+    # whole batches are scored until it is reached.
+    total, size = self.num_images, self.config.eval.batch_size
+    if limit:
+      total = min(total, -(-limit // size) * size)
+    bar = progress.bar(total, 'images', f'perplexity {self.split}')
+    for index, batch in enumerate(
+        self.task.eval_batches(self.config, self.meta, self.split)):
       if limit and seen >= limit:
         break
       seen += int(batch['mask'].sum()) * jax.process_count()
@@ -53,6 +63,9 @@ class Perplexity:
             params, parallel.shard_batch(batch, self.mesh))
       totals = batch_totals if totals is None else jax.tree.map(
           jnp.add, totals, batch_totals)
+      jax.block_until_ready(totals)  # the line counts finished batches
+      bar.update(min(size, total - index * size))
+    bar.close()
     totals = jax.tree.map(float, jax.device_get(totals))
     return {'perplexity': float(perplexity_lib.corpus_perplexity(
         -totals['nll_sum'], totals['tokens']))}

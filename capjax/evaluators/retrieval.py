@@ -22,6 +22,7 @@ import numpy as np
 
 from capjax import atomic_write
 from capjax import parallel
+from capjax import progress
 from capjax import retrieval_report
 from capjax.data import pipeline
 from capjax.metrics import retrieval as retrieval_metrics
@@ -140,6 +141,8 @@ class Evaluator:
         captions_per_image=config.dataset.captions_per_image,
         process_index=jax.process_index(),
         process_count=jax.process_count())
+    bar = progress.bar(len(self.source), 'images',
+                       f'retrieval {self.split}: embedding')
     for batch in batches:
       b, r = batch['tokens'].shape[:2]
       flat = batch['tokens'].reshape(b * r, -1)
@@ -162,6 +165,8 @@ class Evaluator:
       tokens.append(host['tokens'].reshape(b * r, -1)[keep])
       owner = np.cumsum(real) - 1 + offset
       caption_image.append(np.repeat(owner, r)[keep])
+      bar.update(int(real.sum()))
+    bar.close()
     return {'images': np.concatenate(images), 'texts': np.concatenate(texts),
             'tokens': np.concatenate(tokens),
             'caption_image': np.concatenate(caption_image),
@@ -177,9 +182,12 @@ class Evaluator:
   def run(self, params) -> dict[str, float]:
     """R@K, ranks, rsum (and folds, per-class P/R@K) of the split."""
     embedded = self.embed_split(params)
-    scores = scoring.pairwise_scores(
-        self.model, embedded['images'], embedded['texts'], chunk=self._chunk,
-        mesh=self.mesh)
+    count, captions = len(embedded['images']), len(embedded['texts'])
+    with progress.program(f'retrieval {self.split}',
+                          f'scoring {count} images x {captions} captions'):
+      scores = scoring.pairwise_scores(
+          self.model, embedded['images'], embedded['texts'],
+          chunk=self._chunk, mesh=self.mesh)
     caption_image = embedded['caption_image']
     metrics = retrieval_metrics.evaluate(scores, caption_image)
     folds = self.config.retrieval.folds

@@ -9,6 +9,7 @@ tags).
 import os
 
 from capjax import atomic_write
+from capjax import progress
 from capjax import tagging
 
 
@@ -40,9 +41,13 @@ class Evaluator:
     return {'Bleu_1', f'P@{k}', f'R@{k}', f'F1@{k}', 'num_images'}
 
   def run(self, params) -> dict[str, float]:
+    count = len(self.source)
+    bar = progress.bar(min(count, self.limit or count), 'images',
+                       f'tags {self.split}')
     scores, results = tagging.score_split(
         self.tagger, params, self.source, batch_size=self.batch_size,
-        limit=self.limit)
+        limit=self.limit, progress=bar)
+    bar.close()
     self._last = (scores, results)
     return scores
 
