@@ -30,6 +30,7 @@ class Progress:
     self._start = time.perf_counter()
     self._start_done = done
     self._last = 0.0
+    self._drawn_at = None  # `done` when the line was last drawn
 
   @property
   def rate(self) -> float:
@@ -51,11 +52,18 @@ class Progress:
     now = time.perf_counter()
     if now - self._last >= self.every_s or self.done >= self.total:
       self._last = now
-      self.stream.write('\r' + self.line())
-      self.stream.flush()
+      self._draw()
+
+  def _draw(self) -> None:
+    self._drawn_at = self.done
+    self.stream.write('\r' + self.line())
+    self.stream.flush()
 
   def close(self) -> None:
-    self.stream.write('\r' + self.line() + '\n')
+    """Ends the line: the last count is drawn once, never twice."""
+    if self._drawn_at != self.done:
+      self._draw()
+    self.stream.write('\n')
     self.stream.flush()
 
 

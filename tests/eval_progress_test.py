@@ -123,6 +123,27 @@ class LikelihoodRetrievalTest(VerbosityTestCase):
     self.assertEqual(other.getvalue(), '')
 
 
+class ProgressLineTest(absltest.TestCase):
+
+  def test_each_count_is_drawn_once_and_close_ends_the_line(self):
+    stream = io.StringIO()
+    bar = progress.Progress(4, stream=stream, every_s=0.0, label='x')
+    bar.update(2)
+    bar.update(2)  # the total: drawn here, not again by close
+    bar.close()
+    drawn = stream.getvalue()
+    self.assertEqual(drawn.count('\r'), 2)
+    self.assertTrue(drawn.endswith('\n'))
+    self.assertEqual(final_lines(drawn)[0].split()[:3], ['x:', '4/4', 'images'])
+    stream = io.StringIO()
+    bar = progress.Progress(4, stream=stream, every_s=3600.0)
+    bar.update(1)  # drawn (the first draw is always due)
+    bar.update(1)  # not yet due
+    bar.close()  # draws the last count before ending the line
+    self.assertEqual(stream.getvalue().count('\r'), 2)
+    self.assertTrue(final_lines(stream.getvalue())[0].startswith('2/4 '))
+
+
 class ShownTest(VerbosityTestCase):
 
   def test_process_zero_only(self):
