@@ -3,6 +3,8 @@
 import json
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 from unittest import mock
 
@@ -117,6 +119,37 @@ class RetrievalTaskTest(absltest.TestCase):
     first = int(order[0])
     self.assertEqual(results[0]['references'], source.captions[first])
     self.assertEqual([r['rank'] for r in results], [1, 2, 3])
+
+  def test_a_text_query_without_words_is_refused(self):
+    for text in ('', '   ', ' ... !'):
+      with self.subTest(repr(text)), self.assertRaisesRegex(
+          ValueError, 'The text query .* has no words: give a sentence'):
+        self.retriever.text_query('test', text, top_k=3)
+
+  def test_the_retrieve_command_refuses_an_empty_text_in_one_line(self):
+    result = subprocess.run(
+        [sys.executable, '-m', 'capjax.retrieve', f'--workdir={self.workdir}',
+         '--index=test', '--text='], capture_output=True, text=True,
+        timeout=600)
+    self.assertEqual(result.returncode, 1, result.stderr)
+    self.assertEqual(result.stdout, '')
+    self.assertRegex(result.stderr.strip(),
+                     r"^error: The text query '' has no words: [^\n]*$")
+
+  def test_unknown_words_of_a_text_query_are_named_in_one_warning(self):
+    for text, expected in (
+        ('Zorblax quuxes', r'No word of the text query is in the vocabulary '
+         r".*\('zorblax', 'quuxes'\)"),
+        ('a red zorblax circle', r"not in the vocabulary .*: 'zorblax'\.$"),
+        ('q1 q2 q3 q4 q5 q6 q7', r"'q1', 'q2', 'q3', 'q4', 'q5' and 2 more")):
+      with self.subTest(text):
+        with self.assertLogs(level='WARNING') as logs:
+          results = self.retriever.text_query('test', text, top_k=3)
+        self.assertLen(logs.records, 1)
+        self.assertRegex(logs.records[0].getMessage(), expected)
+        self.assertLen(results, 3)  # still ranked
+    with self.assertNoLogs(level='WARNING'):
+      self.retriever.text_query('test', 'a red circle', top_k=3)
 
   def test_image_query_ranks_the_split_captions_by_similarity(self):
     source = task.open_split(self.config, 'test')
