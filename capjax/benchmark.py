@@ -42,6 +42,7 @@ from absl import app
 from absl import flags
 import jax
 
+from capjax import flag_errors
 from capjax.benchmarks import checks
 from capjax.benchmarks import matmul_rate
 
@@ -259,14 +260,18 @@ def flag_config() -> dict:
 
 
 def main(argv):
-  if len(argv) != 2 or argv[1] not in BENCHMARKS:
-    raise app.UsageError(
-        f'Name one benchmark: {", ".join(sorted(BENCHMARKS))}.')
+  # A bad command line is one `error:` line (exit 2), not absl's usage text.
+  names = ', '.join(sorted(BENCHMARKS))
+  if len(argv) != 2:
+    given = ' '.join(argv[1:]) or 'none'
+    flag_errors.fail(f'name one benchmark (given: {given}); one of {names}.')
+  if argv[1] not in BENCHMARKS:
+    flag_errors.fail(f'unknown benchmark {argv[1]!r}: choose one of {names}.')
   config = flag_config()
   try:  # bad model flags fail before anything is timed
     checks.check_config(argv[1], config)
   except ValueError as e:
-    raise app.UsageError(str(e)) from e
+    flag_errors.fail(str(e))
   module = importlib.import_module(BENCHMARKS[argv[1]])
   rate = matmul_rate.MatmulRate(size=_MATMUL_SIZE.value,
                                 repeats=max(_REPEATS.value, 3))
@@ -291,4 +296,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  app.run(main, flags_parser=flag_errors.parse_flags)

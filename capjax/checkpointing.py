@@ -423,7 +423,8 @@ def find_checkpoint(workdir: str, which: str = 'latest') -> tuple[str, int]:
   return directory, step
 
 
-def restore_trained(workdir: str, which: str = 'latest'):
+def restore_trained(workdir: str, which: str = 'latest',
+                    flag: str = '--checkpoint'):
   """Everything needed to use a workdir's checkpoint.
 
   The parameters are restored without a target structure (any model's
@@ -434,6 +435,9 @@ def restore_trained(workdir: str, which: str = 'latest'):
   Args:
     workdir: a training workdir.
     which: 'latest' or 'best'.
+    flag: the command's flag that chooses `which`, named in the advice
+      when every step is damaged and the other checkpoint exists; '' for a
+      command without one (the advice is then to train again).
 
   Returns:
     `(config, meta, params, step)`.
@@ -446,9 +450,9 @@ def restore_trained(workdir: str, which: str = 'latest'):
   other = 'best' if which == 'latest' else 'latest'
   what_to_do = (f'train again with `python -m capjax.main --config=... '
                 f'--workdir={workdir}`')
-  if os.path.isdir(os.path.join(workdir, LATEST_DIR if other == 'latest'
-                                else BEST_DIR)):
-    what_to_do = f'try --checkpoint={other}, or {what_to_do}'
+  if flag and os.path.isdir(os.path.join(
+      workdir, LATEST_DIR if other == 'latest' else BEST_DIR)):
+    what_to_do = f'try {flag}={other}, or {what_to_do}'
   restored = restore_intact(
       ocp.CheckpointManager(_absolute(directory)), what_to_do=what_to_do)
   config = ml_collections.ConfigDict(restored.config_json)

@@ -9,6 +9,7 @@ and what to do, and exits with code 2 as absl does for a bad flag.
 
 import re
 import sys
+from typing import NoReturn
 
 from absl import flags
 
@@ -16,7 +17,8 @@ CONFIG_FLAG = 'config'  # the config_flags.DEFINE_config_file flag's name
 BAD_FLAG_EXIT = 2  # absl's exit code for a bad command line
 
 
-def _fail(message: str) -> None:
+def fail(message: str) -> NoReturn:
+  """Ends a command with a bad command line: one `error:` line, exit 2."""
   print(f'error: {message}', file=sys.stderr)
   sys.exit(BAD_FLAG_EXIT)
 
@@ -38,10 +40,10 @@ def parse_flags(argv: list[str]) -> list[str]:
     return args
   except OSError as e:
     lines = [line.strip() for line in str(e).splitlines() if line.strip()]
-    _fail(f'could not load the config file: {lines[-1]}')
+    fail(f'could not load the config file: {lines[-1]}')
   except flags.Error as e:
     lines = [line.strip() for line in str(e).splitlines() if line.strip()]
-    _fail(lines[0] if len(lines) == 1 else f'{lines[0]} {lines[-1]}')
+    fail(lines[0] if len(lines) == 1 else f'{lines[0]} {lines[-1]}')
   except (AttributeError, KeyError, TypeError, ValueError) as e:
     prefix = f'--{CONFIG_FLAG}.'
     overrides = [a.split('=', 1)[0][2:] for a in argv[1:]
@@ -58,7 +60,7 @@ def parse_flags(argv: list[str]) -> list[str]:
     bad = [o for o in overrides if names & set(o.split('.')[1:])]
     if bad:
       key = bad[0][len(CONFIG_FLAG) + 1:]
-      _fail(f'unknown config key {key!r} (from --{bad[0]}): the config file '
+      fail(f'unknown config key {key!r} (from --{bad[0]}): the config file '
             f'has no such field.{hint}')
-    _fail(f'bad --{CONFIG_FLAG}: {first}{hint}')
-  return []  # not reached: _fail exits
+    fail(f'bad --{CONFIG_FLAG}: {first}{hint}')
+  return []  # not reached: fail exits

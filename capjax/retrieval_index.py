@@ -29,7 +29,9 @@ from capjax import atomic_write
 from capjax import checkpointing
 from capjax import retrieval_report
 from capjax.data import images as images_lib
+from capjax.data import vocab as vocab_lib
 from capjax.evaluators import retrieval as retrieval_evaluator
+from capjax.metrics import tokenizer
 from capjax.models.retrieval import scoring
 from capjax.tasks import retrieval as task
 
@@ -39,6 +41,7 @@ INDEX_INFO = 'index.json'  # written last: an index without it is unfinished
 EMBEDDINGS = 'embeddings.npz'
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.gif', '.webp')
 FILE_BATCH = 16  # image files embedded together (the last batch is padded)
+UNKNOWN_NAMED = 5  # unknown words of a text query named in its warning
 
 
 class Retriever:
@@ -192,14 +195,51 @@ class Retriever:
 
   # ------------------------------------------------------------- queries ---
 
+  def check_query(self, text: str) -> None:
+    """Refuses a text without words; warns (one line) of unknown words.
+
+    A word the vocabulary lacks is read as <unk>; when no word is known, the
+    ranking is that of any sentence of as many unknown words.
+
+    Raises:
+      ValueError: the text has no words once tokenized (empty, blank or
+        punctuation only).
+    """
+    words = list(dict.fromkeys(tokenizer.tokenize(text)))
+    if not words:
+      raise ValueError(f'The text query {text!r} has no words: give a '
+                       'sentence, e.g. --text="a dog runs on the grass".')
+    unknown = [w for w in words if self.vocab.word_id(w) == vocab_lib.UNK_ID]
+    if not unknown:
+      return
+    named = ', '.join(repr(w) for w in unknown[:UNKNOWN_NAMED])
+    if len(unknown) > UNKNOWN_NAMED:
+      named += f' and {len(unknown) - UNKNOWN_NAMED} more'
+    if len(unknown) == len(words):
+      logging.warning(
+          'No word of the text query is in the vocabulary of %s (%s): the '
+          'ranking is the same for any text of as many unknown words.',
+          self.workdir, named)
+    else:
+      logging.warning(
+          'Words of the text query not in the vocabulary of %s are read '
+          'as unknown: %s.', self.workdir, named)
+
   def text_query(self, index: str, text: str, top_k: int = 5
                  ) -> list[dict[str, Any]]:
     """The top-k indexed images for a sentence.
 
+    The text is checked first (`check_query`): one without words is
+    refused, unknown words are named in a warning.
+
     Returns:
       [{'rank', 'score', 'image_id', 'references'}] (references: the image's
       own captions when the index is a dataset split, else []).
+
+    Raises:
+      ValueError: the text has no words.
     """
+    self.check_query(text)
     arrays, info = self.load(index)
     query = self.embed_sentences([text])
     scores = scoring.pairwise_scores(self.model, arrays['images'], query,

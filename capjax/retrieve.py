@@ -12,7 +12,8 @@ embeddings are computed once and saved under `<workdir>/index/`. `--text`
 prints the top K indexed images, `--image` the top K sentences (the split's
 captions, or the lines of `--sentences`). `--json` prints a list of
 {rank, score, image_id or sentence, references}; `--gallery=FILE.png` draws
-a text query's results.
+a text query's results. A `--text` without words is an `error:` line; its
+words missing from the vocabulary are named in one warning line.
 """
 
 import json

@@ -204,8 +204,12 @@ def bits_per_char(model: char_lm.CharLM, params, ids: np.ndarray, *,
   return nll_total / count_total / math.log(2)
 
 
-def load_workdir(workdir: str, which: str = 'latest'):
+def load_workdir(workdir: str, which: str = 'latest',
+                 flag: str = '--checkpoint'):
   """(config, chars, model, params) of a story model's checkpoint.
+
+  `which` is 'latest' or 'best'; `flag` is the command's flag choosing it
+  (see `checkpointing.restore_trained`).
 
   The checkpoint's meta item carries the characters' vocabulary.
 
@@ -213,7 +217,8 @@ def load_workdir(workdir: str, which: str = 'latest'):
     FileNotFoundError: no checkpoint (named).
     ValueError: the workdir holds another task's model.
   """
-  config, meta, params, _ = checkpointing.restore_trained(workdir, which)
+  config, meta, params, _ = checkpointing.restore_trained(
+      workdir, which, flag)
   task = config.get('task', 'captioning')
   if task != 'language_model':
     raise ValueError(f'{workdir} holds a {task!r} model, not a story model '

@@ -2,7 +2,7 @@ r"""Hashtags and a story for each image file: the seed's full pipeline.
 
   python -m capjax.story --tags_workdir=runs/tags --story_workdir=runs/story \
       [--length=500] [--seed=0] [--temperature=0.8] [--gallery=OUT.html] \
-      IMAGES...
+      [--tags_checkpoint=best] [--story_checkpoint=best] IMAGES...
 
 Prints, per image, its hashtags and a story of `--length` characters seeded
 with its top tag; `--gallery` also writes image, tags (with tag attention
@@ -28,6 +28,12 @@ _TEMPERATURE = flags.DEFINE_float('temperature', 0.8, 'Sampling temperature.')
 _TOP_K = flags.DEFINE_integer('top_k', 0, 'Sample from the k best (0 = all).')
 _TOP_P = flags.DEFINE_float('top_p', 1.0, 'Nucleus mass (1 = all).')
 _GALLERY = flags.DEFINE_string('gallery', '', 'Also write this HTML page.')
+_TAGS_CHECKPOINT = flags.DEFINE_enum(
+    'tags_checkpoint', 'latest', ['latest', 'best'],
+    'Which checkpoint of --tags_workdir to use.')
+_STORY_CHECKPOINT = flags.DEFINE_enum(
+    'story_checkpoint', 'latest', ['latest', 'best'],
+    'Which checkpoint of --story_workdir to use.')
 
 
 def main(argv):
@@ -43,7 +49,9 @@ def main(argv):
       results = story_pipeline.tell(
           _TAGS.value, _STORY.value, good, length=_LENGTH.value,
           seed=_SEED.value, temperature=_TEMPERATURE.value,
-          top_k=_TOP_K.value, top_p=_TOP_P.value)
+          top_k=_TOP_K.value, top_p=_TOP_P.value,
+          tags_checkpoint=_TAGS_CHECKPOINT.value,
+          story_checkpoint=_STORY_CHECKPOINT.value)
     except (ValueError, FileNotFoundError) as e:  # a missing or wrong workdir
       print(f'error: {e}', file=sys.stderr)
       sys.exit(1)

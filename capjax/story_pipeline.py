@@ -49,16 +49,22 @@ def seed_text(tags: list[str]) -> str:
 
 def tell(tags_workdir: str, story_workdir: str, paths: list[str], *,
          length: int = 500, seed: int = 0, temperature: float = 0.8,
-         top_k: int = 0, top_p: float = 1.0,
-         batch_size: int = 16) -> list[Told]:
+         top_k: int = 0, top_p: float = 1.0, batch_size: int = 16,
+         tags_checkpoint: str = 'latest',
+         story_checkpoint: str = 'latest') -> list[Told]:
   """Tags and a story for each image file.
+
+  `tags_checkpoint` and `story_checkpoint` ('latest' or 'best') choose each
+  workdir's checkpoint, as `capjax.story`'s flags of those names do.
 
   Raises:
     images_lib.BadImageError: an unreadable image (named).
     FileNotFoundError: a workdir without a checkpoint (named).
   """
-  tagger, tag_params = tagging.from_workdir(tags_workdir)
-  _, chars, model, story_params = stories.load_workdir(story_workdir)
+  tagger, tag_params = tagging.from_workdir(
+      tags_workdir, tags_checkpoint, flag='--tags_checkpoint')
+  _, chars, model, story_params = stories.load_workdir(
+      story_workdir, story_checkpoint, flag='--story_checkpoint')
   size = (tagger.config.dataset.image_size,) * 2
   pictures = np.stack([images_lib.load_file(p, size) for p in paths])
   tag_sets = tagging.tag_source(

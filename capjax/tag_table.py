@@ -2,7 +2,7 @@ r"""The seed's hashtag table: BLEU-1 and P/R/F1@k of trained tag models.
 
   python -m capjax.tag_table \
       --workdirs=runs/tags_att,runs/tags_st,runs/tags_ml \
-      [--split=test] [--limit=0]
+      [--split=test] [--limit=0] [--checkpoint=best]
 
 Each workdir is a tag model (a captioner over tags trained with
 `capjax.main`, or the multi-label classifier); each is scored on the split
@@ -22,6 +22,9 @@ from capjax import tagging
 _WORKDIRS = flags.DEFINE_list('workdirs', None, 'Trained tag models.')
 _SPLIT = flags.DEFINE_string('split', 'test', 'The split scored.')
 _LIMIT = flags.DEFINE_integer('limit', 0, 'Score the first N images (0: all).')
+_CHECKPOINT = flags.DEFINE_enum(
+    'checkpoint', 'latest', ['latest', 'best'],
+    'Which checkpoint of each workdir to use.')
 
 
 def main(argv):
@@ -30,7 +33,7 @@ def main(argv):
   table = {}
   for workdir in _WORKDIRS.value:
     try:
-      tagger, params = tagging.from_workdir(workdir)
+      tagger, params = tagging.from_workdir(workdir, _CHECKPOINT.value)
       source = tagging.open_split(tagger.config, _SPLIT.value)
     except (ValueError, FileNotFoundError) as e:
       print(f'error: {e}', file=sys.stderr)

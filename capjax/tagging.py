@@ -121,15 +121,20 @@ def create_model(config: ml_collections.ConfigDict, vocab: vocab_lib.Vocab):
   return captioning.create(config, len(vocab))
 
 
-def from_workdir(workdir: str, which: str = 'latest'):
+def from_workdir(workdir: str, which: str = 'latest',
+                 flag: str = '--checkpoint'):
   """(Tagger, params) of a trained tag model's checkpoint.
+
+  `which` is 'latest' or 'best'; `flag` is the command's flag choosing it
+  (see `checkpointing.restore_trained`).
 
   Raises:
     FileNotFoundError: no checkpoint (named).
     ValueError: every step is damaged, or the workdir holds a model that
       does not tag images (a retrieval or story model).
   """
-  config, vocab_json, params, _ = checkpointing.restore_trained(workdir, which)
+  config, vocab_json, params, _ = checkpointing.restore_trained(
+      workdir, which, flag)
   kind = config.get('task', SEQUENCE_TASK)
   if kind not in (SEQUENCE_TASK, MULTILABEL_TASK):
     raise ValueError(

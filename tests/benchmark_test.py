@@ -4,6 +4,7 @@ import gc
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -411,6 +412,39 @@ class MetricsCliTest(absltest.TestCase):
     done = run_cli('nope')
     self.assertNotEqual(done.returncode, 0)
     self.assertIn('metrics', done.stdout + done.stderr)
+
+
+class CommandLineErrorTest(absltest.TestCase):
+  """A bad command line is one `error:` line and exit code 2, no usage."""
+
+  def assertOneErrorLine(self, done, pattern):
+    self.assertEqual(done.returncode, 2, msg=done.stderr)
+    self.assertEqual(done.stdout, '')
+    lines = done.stderr.splitlines()
+    self.assertLen(lines, 1, msg=done.stderr)
+    self.assertRegex(lines[0], f'^error: {pattern}$')
+
+  def test_an_unknown_or_missing_benchmark_lists_the_benchmarks(self):
+    # (capjax.benchmark is not imported here: its flags would clash with
+    # mrnn_tables' in one test process.)
+    names = r'\w+(?:, \w+)+\.'
+    done = run_cli('NOPE')
+    self.assertOneErrorLine(
+        done, f"unknown benchmark 'NOPE': choose one of {names}")
+    listed = done.stderr.strip()[:-1].split(' one of ')[1].split(', ')
+    self.assertContainsSubset(['train_step', 'decode', 'metrics'], listed)
+    self.assertOneErrorLine(
+        run_cli(), rf'name one benchmark \(given: none\); one of {names}')
+
+  def test_a_bad_flag_value_is_its_reason_alone(self):
+    self.assertOneErrorLine(
+        run_cli('train_step', '--dtype=float16'),
+        re.escape("--dtype: unknown ['float16']; choose from "
+                  "('float32', 'bfloat16')."))
+    self.assertOneErrorLine(
+        run_cli('train_step', '--batch=abc'),
+        re.escape("flag --batch=abc: invalid literal for int() with base "
+                  "10: 'abc'"))
 
 
 if __name__ == '__main__':

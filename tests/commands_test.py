@@ -69,6 +69,13 @@ def save_story_workdir(workdir):
   _save(workdir, params, config, meta)
 
 
+def damage_latest_keep_best(workdir):
+  """A copy of the saved step as the best one; the latest step damaged."""
+  latest = os.path.join(workdir, checkpointing.LATEST_DIR)
+  shutil.copytree(latest, os.path.join(workdir, checkpointing.BEST_DIR))
+  os.remove(os.path.join(latest, '1', 'state', checkpointing.PYTREE_METADATA))
+
+
 class CommandsTest(absltest.TestCase):
 
   @classmethod
@@ -163,6 +170,42 @@ class CommandsTest(absltest.TestCase):
     self.assertOneErrorLine(result, f'Corrupt or unreadable image '
                             f'{self.not_image}')
     self.assertEqual(result.stdout.splitlines()[0], self.image)
+
+  def test_story_advises_and_takes_the_flag_of_the_damaged_workdir(self):
+    for which, save in (('tags', save_tag_workdir),
+                        ('story', save_story_workdir)):
+      with self.subTest(which):
+        workdirs = {'tags': self.tags, 'story': self.story}
+        workdirs[which] = os.path.join(self.root, f'damaged_{which}')
+        save(workdirs[which])
+        damage_latest_keep_best(workdirs[which])
+        args = [f'--tags_workdir={workdirs["tags"]}',
+                f'--story_workdir={workdirs["story"]}', '--length=5',
+                self.image]
+        result = self._run('capjax.story', *args)
+        self.assertEqual(result.returncode, 1, result.stderr)
+        last = result.stderr.strip().splitlines()[-1]
+        self.assertRegex(last, f'^error: No intact checkpoint .*: try '
+                         f'--{which}_checkpoint=best, or train again')
+        result = self._run('capjax.story', f'--{which}_checkpoint=best',
+                           *args)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertEqual(result.stdout.splitlines()[0], self.image)
+
+  def test_tag_table_advises_and_takes_checkpoint_best(self):
+    workdir = os.path.join(self.root, 'damaged_table')
+    save_tag_workdir(workdir)
+    damage_latest_keep_best(workdir)
+    result = self._run('capjax.tag_table', f'--workdirs={workdir}',
+                       '--limit=2')
+    self.assertEqual(result.returncode, 1, result.stderr)
+    self.assertRegex(result.stderr.strip().splitlines()[-1],
+                     '^error: No intact checkpoint .*: try '
+                     '--checkpoint=best, or train again')
+    result = self._run('capjax.tag_table', f'--workdirs={workdir}',
+                       '--limit=2', '--checkpoint=best')
+    self.assertEqual(result.returncode, 0, result.stderr)
+    self.assertIn('Bleu_1', result.stdout)
 
   def test_tag_table_of_a_story_workdir_is_one_line(self):
     result = self._run('capjax.tag_table', f'--workdirs={self.story}')

@@ -5,7 +5,10 @@ import shutil
 import tempfile
 
 from absl.testing import absltest
+import jax.numpy as jnp
 
+from capjax import checkpointing
+from capjax import config_base
 from capjax import train
 from capjax.benchmarks import mrnn_tables
 from configs.mrnn import shapes as mrnn_shapes
@@ -32,6 +35,25 @@ class MRNNTablesTest(absltest.TestCase):
                                             num_images=4, prior_images=2)
     self.assertIn('image -> sentence, Eq. 7', retrieval)
     self.assertIn('4 images x 20 sentences', retrieval)
+
+  def test_a_damaged_workdir_is_not_told_of_a_flag_it_lacks(self):
+    workdir = tempfile.mkdtemp(prefix='capjax-mrnn-tables-')
+    self.addCleanup(shutil.rmtree, workdir, ignore_errors=True)
+    saver = checkpointing.Checkpointer(workdir, keep=1)
+    saver.save(1, {'step': 1, 'params': {'w': jnp.ones(2)}},
+               config_base.base_config(), {})
+    saver.wait()
+    saver.close()
+    latest = os.path.join(workdir, checkpointing.LATEST_DIR)
+    shutil.copytree(latest, os.path.join(workdir, checkpointing.BEST_DIR))
+    os.remove(os.path.join(latest, '1', 'state',
+                           checkpointing.PYTREE_METADATA))
+    with self.assertLogs(level='WARNING'), self.assertRaises(
+        checkpointing.NoIntactCheckpointError) as e:
+      mrnn_tables._restore(workdir)  # pylint: disable=protected-access
+    self.assertNotIn('--checkpoint', str(e.exception))
+    self.assertRegex(str(e.exception), r': train again with `python -m '
+                     'capjax.main')
 
 
 if __name__ == '__main__':

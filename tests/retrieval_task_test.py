@@ -3,6 +3,8 @@
 import json
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 from unittest import mock
 
@@ -15,6 +17,7 @@ from capjax import checkpointing
 from capjax import parallel
 from capjax import retrieval_index
 from capjax import retrieval_report
+from capjax import summaries
 from capjax import train
 from capjax.data import images as images_lib
 from capjax.evaluators import retrieval as retrieval_evaluator
@@ -117,6 +120,49 @@ class RetrievalTaskTest(absltest.TestCase):
     first = int(order[0])
     self.assertEqual(results[0]['references'], source.captions[first])
     self.assertEqual([r['rank'] for r in results], [1, 2, 3])
+
+  def test_tensorboard_names_each_figure_as_the_metrics_file_does(self):
+    scalars = summaries.read_scalars(self.workdir)
+    for split in self.config.eval.splits:
+      with open(os.path.join(self.workdir, 'eval',
+                             f'{split}_metrics.json')) as f:
+        metrics = json.load(f)
+      self.assertTrue(any('@' in k for k in metrics))  # e.g. i2t_p@10/...
+      for key, value in metrics.items():
+        steps, values = zip(*scalars[f'{split}/{key}'])
+        self.assertEqual(steps, (self.config.train.num_steps,))
+        self.assertAlmostEqual(values[0], value, delta=1e-5 * abs(value))
+
+  def test_a_text_query_without_words_is_refused(self):
+    for text in ('', '   ', ' ... !'):
+      with self.subTest(repr(text)), self.assertRaisesRegex(
+          ValueError, 'The text query .* has no words: give a sentence'):
+        self.retriever.text_query('test', text, top_k=3)
+
+  def test_the_retrieve_command_refuses_an_empty_text_in_one_line(self):
+    result = subprocess.run(
+        [sys.executable, '-m', 'capjax.retrieve', f'--workdir={self.workdir}',
+         '--index=test', '--text='], capture_output=True, text=True,
+        timeout=600, check=False)
+    self.assertEqual(result.returncode, 1, result.stderr)
+    self.assertEqual(result.stdout, '')
+    self.assertRegex(result.stderr.strip(),
+                     r"^error: The text query '' has no words: [^\n]*$")
+
+  def test_unknown_words_of_a_text_query_are_named_in_one_warning(self):
+    for text, expected in (
+        ('Zorblax quuxes', (r'No word of the text query is in the '
+                            r"vocabulary .*\('zorblax', 'quuxes'\)")),
+        ('a red zorblax circle', r"not in the vocabulary .*: 'zorblax'\.$"),
+        ('q1 q2 q3 q4 q5 q6 q7', r"'q1', 'q2', 'q3', 'q4', 'q5' and 2 more")):
+      with self.subTest(text):
+        with self.assertLogs(level='WARNING') as logs:
+          results = self.retriever.text_query('test', text, top_k=3)
+        self.assertLen(logs.records, 1)
+        self.assertRegex(logs.records[0].getMessage(), expected)
+        self.assertLen(results, 3)  # still ranked
+    with self.assertNoLogs(level='WARNING'):
+      self.retriever.text_query('test', 'a red circle', top_k=3)
 
   def test_image_query_ranks_the_split_captions_by_similarity(self):
     source = task.open_split(self.config, 'test')

@@ -88,7 +88,9 @@ def table9(runs: str) -> str:
 
 
 def _restore(workdir: str):
-  config, meta, params, step = checkpointing.restore_trained(workdir)
+  # The latest checkpoint only (no --checkpoint flag to name in advice).
+  config, meta, params, step = checkpointing.restore_trained(workdir,
+                                                             flag='')
   model = captioning.create(config, len(captioning_task.vocab_of(meta)))
   logging.info('Restored %s at step %d.', workdir, step)
   return config, meta, model, params
