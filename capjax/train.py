@@ -354,6 +354,11 @@ def train_and_evaluate(
     if restored.meta != meta:
       raise _mismatch(f'The checkpoints in {workdir}', restored.meta, meta)
     state = restored.state
+    if jax.process_count() > 1:
+      # Orbax hands back arrays committed to a local device; placing those on
+      # the global mesh is a cross-host transfer the CPU and GPU backends
+      # refuse. Every process holds the whole state: place it from host.
+      state = jax.device_get(state)
     logging.info('Resumed from step %d of %s.', restored.step, workdir)
   start_step = int(state.step)
   finished = _finished_results(config, workdir, start_step)
