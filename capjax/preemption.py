@@ -55,11 +55,18 @@ class StopSignals:
     if multiprocess is None:
       multiprocess = jax.process_count() > 1
     self.multiprocess = multiprocess
+    # Without JAX's preemption service the processes cannot agree on a step:
+    # the signals then act as they did before (no save).
+    self.enabled = not multiprocess or jax.config.jax_enable_preemption_service
     self.signum: int | None = None  # the first signal received
     self.saving = False  # set while the final save is written
     self._previous: dict[int, object] = {}
 
   def __enter__(self) -> 'StopSignals':
+    if not self.enabled:
+      logging.warning('jax_enable_preemption_service is off: a stop signal '
+                      'ends this multi-process run without a save.')
+      return self
     if threading.current_thread() is not threading.main_thread():
       return self  # signal handlers can only be set from the main thread
     # With several processes JAX's preemption service owns SIGTERM.
@@ -99,6 +106,8 @@ class StopSignals:
     """
     if not self.multiprocess:
       return self.signum is not None
+    if not self.enabled:
+      return False
     if multihost_utils.reached_preemption_sync_point(step):
       if self.signum is None:  # SIGTERM went to JAX's handler, not ours
         self.signum = signal.SIGTERM

@@ -173,6 +173,18 @@ class StopSignalsTest(absltest.TestCase):
     self.assertEqual([c.args for c in sync.call_args_list], [(4,), (5,), (6,)])
     self.assertEqual(stop.signum, signal.SIGTERM)
 
+  def test_without_the_preemption_service_nothing_is_caught(self):
+    before = {s: signal.getsignal(s) for s in preemption.SIGNALS}
+    with mock.patch.object(
+        preemption.multihost_utils, 'reached_preemption_sync_point',
+        side_effect=RuntimeError('not initialized')):
+      self.addCleanup(jax.config.update, 'jax_enable_preemption_service',
+                      jax.config.jax_enable_preemption_service)
+      jax.config.update('jax_enable_preemption_service', False)
+      with preemption.StopSignals(multiprocess=True) as stop:
+        self.assertFalse(stop.should_stop(1))
+        self.assertEqual({s: signal.getsignal(s) for s in before}, before)
+
   def test_exit_codes_are_the_shells(self):
     self.assertEqual(preemption.exit_code(signal.SIGINT), 130)
     self.assertEqual(preemption.exit_code(signal.SIGTERM), 143)
