@@ -190,5 +190,25 @@ class StopSignalsTest(absltest.TestCase):
     self.assertEqual(preemption.exit_code(signal.SIGTERM), 143)
 
 
+class KillPointSignalsTest(absltest.TestCase):
+
+  def test_each_listed_point_sends_its_own_signal(self):
+    received = []
+    previous = signal.signal(signal.SIGTERM,
+                             lambda signum, frame: received.append(signum))
+    self.addCleanup(signal.signal, signal.SIGTERM, previous)
+    with mock.patch.dict(os.environ,
+                         {faults.KILL_ENV: 'save:9,train:6=SIGTERM'}):
+      faults.kill_point('train', 5)
+      self.assertEqual(received, [])
+      faults.kill_point('train', 6)
+      self.assertEqual(received, [signal.SIGTERM])
+
+  def test_an_unknown_signal_is_named(self):
+    with mock.patch.dict(os.environ, {faults.KILL_ENV: 'train:6=SIGHUP'}):
+      with self.assertRaisesRegex(ValueError, "'SIGHUP' is not SIGKILL"):
+        faults.kill_point('train', 6)
+
+
 if __name__ == '__main__':
   absltest.main()
