@@ -29,7 +29,7 @@ def _two_processes(root, workdir, kill_at_process_1=''):
              '--config=configs/captioning/shapes.py:tiny',
              f'--workdir={workdir}',
              f'--config.dataset.data_dir={os.path.join(root, "data")}',
-             '--config.train.checkpoint_every=4', '--config.train.log_every=4',
+             '--config.train.checkpoint_every=8', '--config.train.log_every=4',
              *STEPS, f'--coordinator_address=127.0.0.1:{port}',
              '--num_processes=2']
   processes = []
@@ -55,7 +55,8 @@ class MultiProcessTest(absltest.TestCase):
     for stderr, code in _two_processes(root, whole):
       self.assertEqual(code, 0, stderr[-2000:])
     # Only process 1 gets SIGTERM (after step 3); JAX's preemption service
-    # tells process 0, and both save the same step, then stop.
+    # tells process 0, and both save the same step (between the regular
+    # saves, every 8 steps), then stop.
     ends = _two_processes(root, stopped, 'train:3=SIGTERM')
     steps = set()
     for stderr, code in ends:
