@@ -4,10 +4,14 @@ r"""Train and evaluate any task: captioners, language models, retrieval.
       --workdir=runs/shapes --config.train.num_steps=500
 
 Running the same command again resumes from the workdir's latest checkpoint.
+SIGTERM (a preemption notice) or Ctrl-C during training saves the step in
+flight first and exits 143 or 130.
 On several hosts, start one process per host with --coordinator_address,
 --num_processes and --process_id (see launch/).
 """
 
+import shlex
+import signal
 import sys
 
 from absl import app
@@ -19,6 +23,7 @@ from capjax import config_checks
 from capjax import flag_errors
 from capjax import logs
 from capjax import parallel
+from capjax import preemption
 from capjax import report
 from capjax import train
 from capjax.data import feature_source
@@ -54,6 +59,15 @@ def interrupted_message(workdir: str) -> str:
           f'from its latest checkpoint (step {step}).')
 
 
+def stopped_message(stopped: preemption.Stopped, workdir: str) -> str:
+  """After SIGTERM or Ctrl-C in training: the step saved, how to resume."""
+  if stopped.step is None:  # a second signal: whatever was saved before
+    return interrupted_message(workdir)
+  command = shlex.join(['python', '-m', 'capjax.main', *sys.argv[1:]])
+  return (f'Stopped by {signal.Signals(stopped.signum).name} after saving '
+          f'step {stopped.step} of {workdir}: resume with {command}')
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
@@ -68,6 +82,9 @@ def main(argv):
           PermissionError) as e:
     print(f'error: {e}', file=sys.stderr)
     sys.exit(1)
+  except preemption.Stopped as e:  # SIGTERM or Ctrl-C in training: saved
+    print(f'error: {stopped_message(e, _WORKDIR.value)}', file=sys.stderr)
+    sys.exit(preemption.exit_code(e.signum))
   except KeyboardInterrupt:  # Ctrl-C: what was saved resumes as a SIGKILL
     print(f'error: {interrupted_message(_WORKDIR.value)}', file=sys.stderr)
     sys.exit(INTERRUPTED_EXIT)

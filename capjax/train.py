@@ -33,6 +33,7 @@ from capjax import evaluators
 from capjax import faults
 from capjax import optimizers
 from capjax import parallel
+from capjax import preemption
 from capjax import stepping
 from capjax import summaries
 from capjax import tasks
@@ -353,6 +354,11 @@ def train_and_evaluate(
     if restored.meta != meta:
       raise _mismatch(f'The checkpoints in {workdir}', restored.meta, meta)
     state = restored.state
+    if jax.process_count() > 1:
+      # Orbax hands back arrays committed to a local device; placing those on
+      # the global mesh is a cross-host transfer the CPU and GPU backends
+      # refuse. Every process holds the whole state: place it from host.
+      state = jax.device_get(state)
     logging.info('Resumed from step %d of %s.', restored.step, workdir)
   start_step = int(state.step)
   finished = _finished_results(config, workdir, start_step)
@@ -416,6 +422,17 @@ def train_and_evaluate(
         step, stepper.host_state(state), config, meta, metrics)
     faults.kill_point('best_save', step)  # the best save still in flight
 
+  def stop_and_save(step: int, stop: preemption.StopSignals) -> None:
+    """Saves `step` (its loss seen finite), waits for it, raises Stopped."""
+    stop.saving = True
+    if pending:
+      flush(step)
+    save(step)
+    checkpointer.wait()
+    checkpointer.close()
+    writer.close()
+    raise preemption.Stopped(stop.signum, step)
+
   logging.info('Training %s (%s) for %d steps (from step %d) on %d devices.',
                config.get('task', 'captioning'), _model_name(model),
                tc.num_steps, start_step, mesh.size)
@@ -424,30 +441,35 @@ def train_and_evaluate(
     # A run killed between a save and its validation resumes here: score
     # that state now, as an uninterrupted run did (it is deterministic).
     validate(start_step)
-  for step in range(start_step, tc.num_steps):
-    batch = stepper.place_batch(next(train_iter))
-    state, metrics = stepper(state, batch, dropout_rng)
-    pending.append(metrics)
-    done = step + 1
-    faults.kill_point('train', done)
-    if done % tc.log_every == 0 or done == tc.num_steps:
-      host = flush(done)
-      now = time.perf_counter()
-      rate = (done - timer_step) / max(now - timer_time, 1e-9)
-      timer_step, timer_time = done, now
-      logging.info(
-          'step %d/%d  loss %.4f  %.2f steps/s  ETA %s',
-          done, tc.num_steps, host['loss'], rate,
-          _format_eta((tc.num_steps - done) / max(rate, 1e-9)),
-      )
-      writer.scalars(done, {f'train/{k}': v for k, v in host.items()})
-      writer.scalars(done, {'train/steps_per_s': rate})
-    if done % tc.checkpoint_every == 0 or done == tc.num_steps:
-      if pending:  # a state is saved only after its loss was seen finite
-        flush(done)
-      save(done)
-    if tc.validate_every and done % tc.validate_every == 0:
-      validate(done)
+  # SIGTERM (preemption) or Ctrl-C: finish the step, save it, stop; the
+  # handlers in place before are back once the loop ends.
+  with preemption.StopSignals() as stop:
+    for step in range(start_step, tc.num_steps):
+      batch = stepper.place_batch(next(train_iter))
+      state, metrics = stepper(state, batch, dropout_rng)
+      pending.append(metrics)
+      done = step + 1
+      faults.kill_point('train', done)
+      if done % tc.log_every == 0 or done == tc.num_steps:
+        host = flush(done)
+        now = time.perf_counter()
+        rate = (done - timer_step) / max(now - timer_time, 1e-9)
+        timer_step, timer_time = done, now
+        logging.info(
+            'step %d/%d  loss %.4f  %.2f steps/s  ETA %s',
+            done, tc.num_steps, host['loss'], rate,
+            _format_eta((tc.num_steps - done) / max(rate, 1e-9)),
+        )
+        writer.scalars(done, {f'train/{k}': v for k, v in host.items()})
+        writer.scalars(done, {'train/steps_per_s': rate})
+      if done % tc.checkpoint_every == 0 or done == tc.num_steps:
+        if pending:  # a state is saved only after its loss was seen finite
+          flush(done)
+        save(done)
+      if tc.validate_every and done % tc.validate_every == 0:
+        validate(done)
+      if stop.should_stop(done):  # every process, every step
+        stop_and_save(done, stop)
   checkpointer.wait()
   if not tc.validate_every or tc.num_steps % tc.validate_every:
     validate(tc.num_steps)

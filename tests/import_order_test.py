@@ -37,7 +37,7 @@ LAYERS = (
         'capjax.parallel', 'capjax.losses', 'capjax.report',
         'capjax.summaries', 'capjax.logs', 'capjax.config_base',
         'capjax.faults', 'capjax.retrieval_report', 'capjax.progress',
-        'capjax.flag_errors')),
+        'capjax.flag_errors', 'capjax.preemption')),
 )
 
 

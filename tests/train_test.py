@@ -204,7 +204,7 @@ class CommandLineTest(absltest.TestCase):
                      r"is unknown: choose one of \[.*'soft_attention'.*\]\.$")
     self.assertFalse(os.path.exists(workdir))
 
-  def test_ctrl_c_is_one_line_naming_the_step_it_resumes_from(self):
+  def test_ctrl_c_saves_the_step_it_stops_at_and_says_so_in_one_line(self):
     workdir = os.path.join(tempfile.mkdtemp(dir=DATA_DIR), 'run')
     checkpoints = os.path.join(workdir, 'checkpoints')
     process = subprocess.Popen(
@@ -225,10 +225,11 @@ class CommandLineTest(absltest.TestCase):
     self.assertEqual(process.returncode, 130)
     self.assertNotIn('Traceback', stderr)
     step = checkpointing.find_checkpoint(workdir)[1]
-    self.assertEqual(
+    # The step it stopped at is saved: the latest checkpoint.
+    self.assertStartsWith(
         stderr.strip().splitlines()[-1],
-        f'error: Interrupted: run the same command again to resume {workdir} '
-        f'from its latest checkpoint (step {step}).')
+        f'error: Stopped by SIGINT after saving step {step} of {workdir}: '
+        'resume with python -m capjax.main --config=')
 
   def test_a_workdir_that_cannot_be_written_is_one_line(self):
     blocker = os.path.join(tempfile.mkdtemp(dir=DATA_DIR), 'a-file')
