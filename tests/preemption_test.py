@@ -9,47 +9,20 @@ import os
 import shlex
 import shutil
 import signal
-import subprocess
-import sys
 import tempfile
 from unittest import mock
 
 from absl.testing import absltest
 import jax
-import numpy as np
 
 from capjax import checkpointing
 from capjax import faults
 from capjax import preemption
 from capjax import train
 from configs.captioning import shapes as shapes_config
+from tests import tiny_runs
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SETTINGS = ('--config.train.num_steps=8', '--config.train.checkpoint_every=4',
-            '--config.train.validate_every=4', '--config.train.log_every=4',
-            '--config.eval.splits=("test",)', '--config.eval.gallery_size=2')
-RESULT_FILES = ('test_metrics.json', 'test_captions.json')
-
-
-def _command(workdir, data_dir):
-  return ['--config=configs/captioning/shapes.py:tiny', f'--workdir={workdir}',
-          f'--config.dataset.data_dir={data_dir}', *SETTINGS]
-
-
-def _run(workdir, data_dir, kill_at=None):
-  env = dict(os.environ)
-  env.pop(faults.KILL_ENV, None)
-  if kill_at:
-    env[faults.KILL_ENV] = kill_at
-  return subprocess.run(
-      [sys.executable, '-m', 'capjax.main', *_command(workdir, data_dir)],
-      # Training sets its own SIGINT handler, whatever the runner's was.
-      cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
-
-
-def _read(path):
-  with open(path, 'rb') as f:
-    return f.read()
+_command, _run = tiny_runs.command, tiny_runs.run
 
 
 def _steps(workdir):
@@ -100,15 +73,7 @@ class StopSignalsCommandTest(absltest.TestCase):
 
     done = _run(stopped, data_dir)
     self.assertEqual(done.returncode, 0, done.stderr[-2000:])
-    for name in RESULT_FILES:
-      self.assertEqual(_read(os.path.join(whole, 'eval', name)),
-                       _read(os.path.join(stopped, 'eval', name)), name)
-    for which in ('latest', 'best'):
-      _, _, expected, step = checkpointing.restore_trained(whole, which)
-      _, _, got, got_step = checkpointing.restore_trained(stopped, which)
-      self.assertEqual(step, got_step, which)
-      for a, b in zip(jax.tree.leaves(expected), jax.tree.leaves(got)):
-        np.testing.assert_array_equal(a, b)
+    tiny_runs.assert_same_results(self, whole, stopped)
 
 
 def _sentinel(signum, frame):
