@@ -5,7 +5,6 @@ missing workdir, an unreadable image) is one `error:` line and exit code 1,
 never a traceback. The workdirs are untrained tiny models saved directly.
 """
 
-import importlib.util
 import os
 import shutil
 import subprocess
@@ -25,25 +24,13 @@ from capjax import tagging
 from capjax.data import text_corpus
 from capjax.data import vocab as vocab_lib
 from capjax.tasks import language_model
+from tests import tiny_runs
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CONFIGS = os.path.join(REPO, 'configs')
 TAGS = ('red', 'circle', 'small', 'blue', 'square')
 
 
-def _config(path, arg):
-  spec = importlib.util.spec_from_file_location(
-      'cfg_' + path.replace('/', '_')[:-3], os.path.join(CONFIGS, path))
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config(arg)
-
-
-def _save(workdir, params, config, meta):
-  saver = checkpointing.Checkpointer(workdir, keep=1)
-  saver.save(1, {'params': params, 'step': 1}, config, meta)
-  saver.wait()
-  saver.close()
+_config, _save = tiny_runs.config_file, tiny_runs.save_step
 
 
 def save_tag_workdir(workdir):

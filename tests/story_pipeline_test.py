@@ -1,6 +1,5 @@
 """Image -> hashtags -> story from two checkpoints, as `capjax.story` runs."""
 
-import importlib.util
 import os
 import tempfile
 
@@ -10,30 +9,17 @@ import jax.numpy as jnp
 import numpy as np
 from PIL import Image
 
-from capjax import checkpointing
 from capjax import story_pipeline
 from capjax import tagging
 from capjax.data import text_corpus
 from capjax.data import vocab as vocab_lib
 from capjax.tasks import language_model
+from tests import tiny_runs
 
-CONFIGS = os.path.join(os.path.dirname(__file__), '..', 'configs')
 TAGS = ('red', 'circle', 'small', 'blue', 'square', 'instagood')
 
 
-def _config(path, arg):
-  spec = importlib.util.spec_from_file_location(
-      'cfg_' + path.replace('/', '_')[:-3], os.path.join(CONFIGS, path))
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config(arg)
-
-
-def _save(workdir, params, config, meta):
-  saver = checkpointing.Checkpointer(workdir, keep=1)
-  saver.save(1, {'params': params, 'step': 1}, config, meta)
-  saver.wait()
-  saver.close()
+_config, _save = tiny_runs.config_file, tiny_runs.save_step
 
 
 class StoryPipelineTest(absltest.TestCase):

@@ -1,5 +1,7 @@
-"""Helpers of the tests that stop a tiny training command and resume it."""
+"""Helpers of the tests that build tiny workdirs: a config file by path, one
+saved step, and a tiny training command stopped and resumed."""
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -16,6 +18,24 @@ SETTINGS = ('--config.train.num_steps=8', '--config.train.checkpoint_every=4',
             '--config.train.validate_every=4', '--config.train.log_every=4',
             '--config.eval.splits=("test",)', '--config.eval.gallery_size=2')
 RESULT_FILES = ('test_metrics.json', 'test_captions.json')
+
+
+def config_file(path: str, arg: str):
+  """`get_config(arg)` of configs/PATH (e.g. 'tags/shapes.py')."""
+  spec = importlib.util.spec_from_file_location(
+      'cfg_' + path.replace('/', '_')[:-3],
+      os.path.join(REPO, 'configs', path))
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config(arg)
+
+
+def save_step(workdir: str, params, config, meta) -> None:
+  """Saves `params` as step 1 of `workdir` (an untrained run to load)."""
+  saver = checkpointing.Checkpointer(workdir, keep=1)
+  saver.save(1, {'params': params, 'step': 1}, config, meta)
+  saver.wait()
+  saver.close()
 
 
 def command(workdir: str, data_dir: str) -> list[str]:
