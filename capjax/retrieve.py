@@ -22,6 +22,7 @@ import sys
 from absl import app
 from absl import flags
 
+from capjax import flag_errors
 from capjax import logs
 from capjax import retrieval_index
 from capjax.data import images as images_lib
@@ -55,11 +56,11 @@ def _print(results, key):
 
 def main(argv):
   if len(argv) > 1:
-    raise app.UsageError(f'Unexpected arguments {argv[1:]}.')
+    flag_errors.fail(f'unexpected arguments {argv[1:]}.')
   if _TEXT.value is not None and _IMAGE.value is not None:
-    raise app.UsageError('Give --text or --image, not both.')
+    flag_errors.fail('give --text or --image, not both.')
   if _TOP_K.value < 1:
-    raise app.UsageError('--top_k must be >= 1.')
+    flag_errors.fail('--top_k must be >= 1.')
   logs.quiet_libraries(progress=False)
   try:
     retriever = retrieval_index.Retriever(_WORKDIR.value, _CHECKPOINT.value)
@@ -86,4 +87,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  app.run(main, flags_parser=flag_errors.parse_flags)

@@ -17,6 +17,7 @@ from absl import app
 from absl import flags
 from absl import logging
 
+from capjax import flag_errors
 from capjax import story_pipeline
 from capjax.data import images as images_lib
 
@@ -39,7 +40,7 @@ _STORY_CHECKPOINT = flags.DEFINE_enum(
 def main(argv):
   paths = argv[1:]
   if not paths:
-    raise app.UsageError('Give at least one image file.')
+    flag_errors.fail('give at least one image file.')
   logging.set_verbosity(logging.WARNING)
   good, bad = images_lib.split_readable(paths)
   for error in bad:
@@ -65,4 +66,4 @@ def main(argv):
 
 if __name__ == '__main__':
   flags.mark_flags_as_required(['tags_workdir', 'story_workdir'])
-  app.run(main)
+  app.run(main, flags_parser=flag_errors.parse_flags)

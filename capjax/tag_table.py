@@ -16,6 +16,7 @@ from absl import app
 from absl import flags
 from absl import logging
 
+from capjax import flag_errors
 from capjax import report
 from capjax import tagging
 
@@ -48,4 +49,4 @@ def main(argv):
 
 if __name__ == '__main__':
   flags.mark_flags_as_required(['workdirs'])
-  app.run(main)
+  app.run(main, flags_parser=flag_errors.parse_flags)

@@ -122,6 +122,20 @@ class CommandsTest(absltest.TestCase):
         self.assertEqual(result.stderr.strip(),
                          f'error: flag {flag}: {message}')
 
+  def test_bad_command_lines_of_the_serving_commands_are_one_line(self):
+    for args, message in (
+        (('capjax.story', '--tags_workdir=x', '--story_workdir=y'),
+         'give at least one image file.'),
+        (('capjax.tag_table', '--nope'), "Unknown command line flag 'nope'"),
+        (('capjax.retrieve', '--workdir=x', '--text=a', '--image=b'),
+         'give --text or --image, not both.'),
+        (('capjax.retrieve', '--workdir=x', '--text=a', '--top_k=0'),
+         '--top_k must be >= 1.')):
+      with self.subTest(args[0] + ' ' + message):
+        result = self._run(*args)
+        self.assertEqual(result.returncode, 2, result.stderr)
+        self.assertEqual(result.stderr.strip(), f'error: {message}')
+
   # ---------------------------------------------------------- retrieve ---
 
   def test_retriever_refuses_a_workdir_of_another_task(self):
