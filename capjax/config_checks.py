@@ -72,7 +72,7 @@ def _one_of(key: str, value, known) -> None:
 
 def _check_precision(config: ml_collections.ConfigDict) -> None:
   """bfloat16 and the padding-free output need the captioner's support."""
-  if config.get('task', 'captioning') != 'captioning':
+  if tasks.name_of(config) != tasks.DEFAULT:
     return
   decoder = captioners.REGISTRY[config.model.decoder]
   fields = {f.name for f in dataclasses.fields(decoder)}
@@ -123,7 +123,7 @@ def _check_text(config: ml_collections.ConfigDict) -> None:
   uses_embedding = path or not config.model.get('embedding_trainable', True)
   if not uses_embedding:
     return
-  if config.get('task', 'captioning') != 'captioning':
+  if tasks.name_of(config) != tasks.DEFAULT:
     raise ConfigError(
         'config.model.embedding_init / embedding_trainable apply to the '
         f'captioning task only, not {config.task!r}; leave them at their '
@@ -155,7 +155,7 @@ def _check_encoder_weights(config: ml_collections.ConfigDict) -> None:
   weights = encoder.get('weights', '')
   if not weights:
     return
-  task = config.get('task', 'captioning')
+  task = tasks.name_of(config)
   if task != 'captioning':
     raise ConfigError(f'config.model.encoder.weights: the {task} task starts '
                       "from random encoders only; set it to ''.")
@@ -216,7 +216,7 @@ def check(config: ml_collections.ConfigDict) -> None:
     value = _get(config, key)
     if value < least:
       raise ConfigError(f'config.{key}={value} must be at least {least}.')
-  _one_of('task', config.get('task', 'captioning'), tasks.REGISTRY)
+  _one_of('task', tasks.name_of(config), tasks.REGISTRY)
   _one_of('parallel.mode', config.parallel.mode, parallel.MODES)
   task = tasks.get(config)
   if hasattr(task, 'check_config'):  # a task with data of its own kind

@@ -41,7 +41,6 @@ from capjax.data import feature_source
 
 META_FILE = 'meta.json'
 CONFIG_FILE = 'config.json'
-DEFAULT_TASK = 'captioning'  # the task of a config without config.task
 
 
 class MetaMismatchError(ValueError):
@@ -252,8 +251,8 @@ def _check_task(workdir: str, config: ml_collections.ConfigDict) -> None:
   path = os.path.join(workdir, CONFIG_FILE)
   if not os.path.exists(path):
     return
-  saved = checkpointing.read_json_file(path).get('task', DEFAULT_TASK)
-  wanted = config.get('task', DEFAULT_TASK)
+  saved = tasks.name_of(checkpointing.read_json_file(path))
+  wanted = tasks.name_of(config)
   if saved != wanted:
     raise MetaMismatchError(
         f'{workdir} holds a run of another task (config.task {saved!r}); '
@@ -434,7 +433,7 @@ def train_and_evaluate(
     raise preemption.Stopped(stop.signum, step)
 
   logging.info('Training %s (%s) for %d steps (from step %d) on %d devices.',
-               config.get('task', 'captioning'), _model_name(model),
+               tasks.name_of(config), _model_name(model),
                tc.num_steps, start_step, mesh.size)
   if (tc.validate_every and start_step % tc.validate_every == 0
       and 0 < start_step < tc.num_steps):

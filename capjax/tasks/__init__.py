@@ -80,9 +80,17 @@ class Task(Protocol):
     """What is logged from global totals; has 'loss'."""
 
 
+DEFAULT = 'captioning'  # the task of a config without `task`
+
+
+def name_of(config) -> str:
+  """`config.task` of a config (or a saved config's dict), DEFAULT if absent."""
+  return config.get('task', DEFAULT)
+
+
 def get(config: ml_collections.ConfigDict) -> types.ModuleType:
   """The task module named by `config.task` ('captioning' when absent)."""
-  name = config.get('task', 'captioning')
+  name = name_of(config)
   if name not in REGISTRY:
     raise ValueError(
         f'Unknown config.task {name!r}: choose one of {sorted(REGISTRY)}.')
